@@ -1,0 +1,51 @@
+# aecnn-kit: one-command setup, reproduction and tests.
+#   make reproduce   set up .venv, make data if none is configured, run the notebooks headless
+#   make test        set up .venv, run pytest and nbval (the README's test command)
+#   make lab         open JupyterLab with the kit's kernel
+# Variables: PROFILE (smoke|cpu|paper), DATA_ROOT (real data folder; empty = synthetic), PYTHON.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= smoke
+DATA_ROOT ?= $(AECNN_DATA_ROOT)
+STAMP := $(VENV)/.installed
+
+.PHONY: setup kernel reproduce test test-fast lint lab data freeze clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+kernel: setup
+	$(PY) -m ipykernel install --user --name aecnn-kit --display-name "Python (aecnn-kit)"
+
+reproduce: setup
+	$(PY) -m aecnn_utils reproduce --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
+
+test: setup
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+lab: kernel
+	$(VENV)/bin/jupyter lab notebooks
+
+data: setup
+	$(PY) -m aecnn_utils generate-data
+
+freeze: setup
+	{ echo "# Tested pins (Python 3.11, x86_64): what 'make' installs. Regenerate with 'make freeze'."; \
+	  echo "# torch/torchvision: the only pair known to work on the kit's CI machine."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^aecnn'; } > requirements/constraints.txt
+
+clean:
+	rm -rf runs/smoke data/synthetic .pytest_cache

@@ -1,0 +1,98 @@
+"""Command line: ``python -m aecnn_utils <command>`` (also installed as ``aecnn``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from .data.sources import default_synthetic_dir
+    from .data.synthetic import generate_all
+
+    out = args.out or default_synthetic_dir()
+    paths = generate_all(out, n_per_class=args.n_per_class, seed=args.seed,
+                         cric_layout=args.cric_layout, overwrite=args.overwrite)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+def _scan(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .data.readers import dataset_summary, scan_dataset
+
+    df = scan_dataset(args.dataset, args.root, scheme=args.scheme)
+    with pd.option_context("display.width", 160, "display.max_rows", 100):
+        print(dataset_summary(df).to_string(index=False))
+    print(f"{len(df)} cells, {df['patient_or_slide'].nunique()} groups")
+
+
+def _cache(args: argparse.Namespace) -> None:
+    from .data.cache import cache_images
+    from .data.readers import scan_dataset
+
+    df = scan_dataset(args.dataset, args.root, scheme=args.scheme)
+    cached = cache_images(df, args.size, args.cache_dir, on_error=args.on_error)
+    print(f"{len(cached)} images of {args.size}px in {cached.array_path}")
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    from .reproduce import run_notebooks
+
+    run_notebooks(args.profile, args.data_root, seed=args.seed, device=args.device,
+                  only=args.only)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``aecnn`` command."""
+    parser = argparse.ArgumentParser(prog="aecnn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate-data", help="write the synthetic datasets (published layouts)")
+    p.add_argument("--out", help="target folder (default: data/synthetic of the checkout)")
+    p.add_argument("--n-per-class", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cric-layout", choices=("official", "cropped"), default="official")
+    p.add_argument("--overwrite", action="store_true", help="regenerate synthetic data")
+    p.set_defaults(func=_generate)
+
+    for name, func, helptext in (("scan", _scan, "summarise a dataset folder"),
+                                 ("cache", _cache, "decode and resize a dataset once")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("dataset", choices=("sipakmed", "herlev", "cric"))
+        p.add_argument("root")
+        p.add_argument("--scheme", default="binary", choices=("binary", "three_tier", "native"))
+        if name == "cache":
+            p.add_argument("--size", type=int, default=224)
+            p.add_argument("--cache-dir", default=None)
+            p.add_argument("--on-error", choices=("raise", "warn"), default="raise")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("reproduce", help="run the notebooks headless with papermill")
+    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "paper"))
+    p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 02")
+    p.set_defaults(func=_reproduce)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; bad data or parameters end with a one-line error and exit code 2."""
+    from .data.errors import DataError
+    from .reproduce import NotebookFailed
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (DataError, FileExistsError, FileNotFoundError, ValueError, NotebookFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

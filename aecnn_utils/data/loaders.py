@@ -1,0 +1,81 @@
+"""PyTorch ``Dataset`` over cached cells and a ``DataLoader`` factory tuned for CPU and GPU."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .cache import CachedImages
+
+
+class CellDataset(Dataset):
+    """Cells of a :class:`CachedImages` array (optionally a subset) with an albumentations transform.
+
+    Items are ``(image, label)``: a ``3 x S x S`` float tensor and an ``int`` label.
+    """
+
+    def __init__(self, cached: CachedImages, transform: Callable | None = None,
+                 indices: Sequence[int] | None = None) -> None:
+        self.cached = cached
+        self.transform = transform
+        self.indices = (np.arange(len(cached)) if indices is None
+                        else np.asarray(indices, dtype=np.int64))
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= len(cached)):
+            raise IndexError(f"indices out of range for a cache of {len(cached)} images")
+        self.labels = cached.frame["label"].to_numpy()[self.indices]
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = np.asarray(self.cached.array()[self.indices[i]])
+        if self.transform is not None:
+            tensor = self.transform(image=image)["image"]
+        else:
+            tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
+        return tensor, int(self.labels[i])
+
+
+def default_num_workers(device: torch.device | str = "cpu") -> int:
+    """Loader workers: 0 on small CPUs (a worker costs more than it saves on 2 cores with cached
+    images), otherwise up to 8 on GPU hosts and 4 on CPU hosts, leaving one core for the model."""
+    cores = os.cpu_count() or 1
+    if cores <= 2:
+        return 0
+    cap = 8 if torch.device(device).type == "cuda" else 4
+    return max(0, min(cap, cores - 1))
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy and ``random`` in a loader worker from torch's per-worker seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool,
+                device: torch.device | str = "cpu", num_workers: int | None = None,
+                seed: int = 0, drop_last: bool = False) -> DataLoader:
+    """A DataLoader with pinned memory on CUDA, persistent workers and seeded shuffling."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device)
+    workers = default_num_workers(device) if num_workers is None else num_workers
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker if workers > 0 else None,
+        generator=generator,
+        drop_last=drop_last,
+    )
