@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -139,6 +140,62 @@ def plot_augmentations(images: Sequence[np.ndarray], pipelines: dict[str, object
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_attention_maps(images: Sequence[np.ndarray],
+                        maps: dict[str, dict[str, dict[str, object]]],
+                        notice: str | None = None, alpha: float = 0.5) -> plt.Figure:
+    """Spatial attention (Eq. 3) of each stage overlaid on each cell.
+
+    Args:
+        images: the RGB cells (``H x W x 3`` uint8) that were fed to the model(s).
+        maps: ``{label: attention_maps(model, batch)}``, e.g. ``{"untrained": ..., "trained":
+            ...}``; every stage with a spatial map gets a column per label.
+    """
+    columns = [(label, stage) for label, per_stage in maps.items()
+               for stage, kinds in per_stage.items() if "spatial" in kinds]
+    fig, axes = plt.subplots(len(images), len(columns) + 1, squeeze=False,
+                             figsize=(1.8 * (len(columns) + 1), 1.9 * len(images)))
+    for i, image in enumerate(images):
+        axes[i][0].imshow(image)
+        if i == 0:
+            axes[i][0].set_title("cell", fontsize=9)
+        for j, (label, stage) in enumerate(columns, start=1):
+            sa = np.asarray(maps[label][stage]["spatial"][i, 0].float().cpu(), np.float32)
+            heat = cv2.resize(sa, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+            axes[i][j].imshow(image)
+            axes[i][j].imshow(heat, cmap="magma", alpha=alpha, vmin=0, vmax=1)
+            if i == 0:
+                axes[i][j].set_title(f"{label}\n{stage}", fontsize=9)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+MODEL_LABELS = {"aecnn": "AECNN (ours)", "resnet50": "ResNet-50",
+                "efficientnet_b3": "EfficientNet-B3", "mobilenet_v3_small": "MobileNetV3-Small"}
+
+
+def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
+    """Parameters and GMACs per model (log scale), from ``complexity_table``."""
+    data = table.assign(label=table["model"].map(lambda m: MODEL_LABELS.get(m, m)))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * len(data) + 1.2))
+    for ax, col, title in ((axes[0], "params_M", "parameters (millions)"),
+                           (axes[1], "GMACs", f"GMACs at {data['input'].iloc[0]}")):
+        sns.barplot(data=data, y="label", x=col, ax=ax, hue="label", legend=False)
+        ax.set_xscale("log")
+        for container in ax.containers:
+            ax.bar_label(container, fmt="%.3g", fontsize=9, padding=2)
+        ax.set_title(title)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
     fig.tight_layout()
     add_notice(fig, notice)
     return fig

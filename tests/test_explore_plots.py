@@ -126,3 +126,28 @@ def test_real_data_is_not_synthetic(real_root: Path) -> None:
     assert not src.synthetic
     assert {"sipakmed", "herlev"} <= set(src.datasets)
     assert "synthetic" not in src.notice
+
+
+def test_model_figures(tmp_path: Path) -> None:
+    import torch
+
+    from aecnn_utils.data.transforms import NormStats, compute_norm_stats, to_batch
+    from aecnn_utils.models import AECNN, attention_maps, complexity_table
+
+    table = complexity_table(["aecnn", "mobilenet_v3_small"], input_size=64)
+    written = plots.save_figure(plots.plot_complexity(table), tmp_path / "complexity")
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    stats = compute_norm_stats(np.stack(images))
+    batch = to_batch(images, stats, 64)
+    assert batch.shape == (3, 3, 64, 64) and batch.dtype == torch.float32
+    assert abs(float(batch.mean())) < 0.05  # normalised with the images' own statistics
+    maps = {"a": attention_maps(AECNN(attention="parallel"), batch),
+            "b": attention_maps(AECNN(attention="channel"), batch)}
+    fig = plots.plot_attention_maps(images, maps)
+    assert len(fig.axes) == 3 * (1 + 3)  # "channel" has no spatial maps: no columns for it
+    written += plots.save_figure(fig, tmp_path / "attention")
+    assert all(p.stat().st_size > 1000 for p in written)
+    assert NormStats.from_dict({"mean": [0.1] * 3, "std": [0.2] * 3}).std == (0.2, 0.2, 0.2)
+    with pytest.raises(ValueError, match="'mean' and 'std'"):
+        NormStats.from_dict({"mean": [0.1] * 3})

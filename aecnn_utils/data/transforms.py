@@ -12,12 +12,14 @@ resize only when an image of another size comes in.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 from albumentations.pytorch import ToTensorV2
 
 from ..io import atomic_write_json
@@ -77,8 +79,14 @@ class NormStats:
     @classmethod
     def load(cls, path: str | Path) -> NormStats:
         """Read statistics written by :meth:`save`."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(tuple(data["mean"]), tuple(data["std"]))
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NormStats:
+        """Statistics from ``{"mean": [...], "std": [...]}`` (as saved in runs and checkpoints)."""
+        if not isinstance(data, dict) or "mean" not in data or "std" not in data:
+            raise ValueError(f"normalisation statistics need 'mean' and 'std', got {data!r}")
+        return cls(tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"]))
 
     @classmethod
     def imagenet(cls) -> NormStats:
@@ -160,3 +168,9 @@ def single_augmentations(size: int, aug: AugmentConfig | None = None) -> dict[st
            for name, ps in only.items()}
     out["training mix"] = augmentations(size, aug)
     return out
+
+
+def to_batch(images: Sequence[np.ndarray], stats: NormStats, size: int) -> torch.Tensor:
+    """Stack RGB uint8 images into a normalised ``N x 3 x size x size`` batch (eval transform)."""
+    transform = build_eval_transform(size, stats)
+    return torch.stack([transform(image=im)["image"] for im in images])

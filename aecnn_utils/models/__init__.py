@@ -1,0 +1,87 @@
+"""Models: AECNN (the paper's method) and the reference baselines, behind one factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .aecnn import (
+    AECNN,
+    ATTENTION_MODES,
+    DEFAULT_STAGES,
+    AttentionFusion,
+    ChannelAttention,
+    DepthwiseSeparableConv,
+    SpatialAttention,
+    StageSpec,
+    aecnn,
+    attention_maps,
+    layer_table,
+)
+from .baselines import efficientnet_b3, mobilenet_v3_small, resnet50
+from .complexity import complexity_table, count_macs, count_params
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "aecnn": aecnn,
+    "resnet50": resnet50,
+    "efficientnet_b3": efficientnet_b3,
+    "mobilenet_v3_small": mobilenet_v3_small,
+}
+PAPER_MODELS: tuple[str, ...] = ("resnet50", "efficientnet_b3", "aecnn")
+
+
+def build_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
+    """Build a model by name: ``aecnn``, ``resnet50``, ``efficientnet_b3``,
+    ``mobilenet_v3_small``. ``kwargs`` go to its factory (e.g. ``attention=``, ``width_mult=``
+    for AECNN; ``weights_path=`` for the torchvision models)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu"
+                       ) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a trained model from a kit checkpoint; return it in eval mode and its metadata.
+
+    A kit checkpoint is a dict with ``model_name``, ``num_classes``, ``model_kwargs`` and the
+    ``model`` state dict (plus whatever the trainer records: normalisation, image size, class
+    names, ...). The returned metadata holds every entry except the state dicts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    missing = [k for k in ("model_name", "num_classes", "model") if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path} is not a kit checkpoint: it lacks {', '.join(missing)}")
+    model = build_model(ckpt["model_name"], ckpt["num_classes"], **ckpt.get("model_kwargs", {}))
+    model.load_state_dict(ckpt["model"])
+    meta = {k: v for k, v in ckpt.items()
+            if k not in ("model", "optimizer", "scheduler", "scaler", "ema")}
+    return model.eval(), meta
+
+
+__all__ = [
+    "AECNN",
+    "ATTENTION_MODES",
+    "DEFAULT_STAGES",
+    "MODELS",
+    "PAPER_MODELS",
+    "AttentionFusion",
+    "ChannelAttention",
+    "DepthwiseSeparableConv",
+    "SpatialAttention",
+    "StageSpec",
+    "aecnn",
+    "attention_maps",
+    "build_model",
+    "complexity_table",
+    "count_macs",
+    "count_params",
+    "layer_table",
+    "load_trained_model",
+]
