@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from .data.sources import default_synthetic_dir
+    from .data.sources import synthetic_root
     from .data.synthetic import generate_all
 
-    out = args.out or default_synthetic_dir()
+    out = args.out or synthetic_root(args.n_per_class, args.seed)
     paths = generate_all(out, n_per_class=args.n_per_class, seed=args.seed,
                          cric_layout=args.cric_layout, overwrite=args.overwrite)
     for name, path in paths.items():
@@ -38,6 +38,47 @@ def _cache(args: argparse.Namespace) -> None:
     print(f"{len(cached)} images of {args.size}px in {cached.array_path}")
 
 
+def _parse_value(text: str) -> object:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _train(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .config import profile_config
+    from .metrics import summarize_seeds
+    from .train import train_kfold, train_seeds
+
+    overrides: dict[str, object] = {}
+    for item in args.set or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = _parse_value(value)
+    if args.data_root is not None:
+        overrides["data_root"] = args.data_root
+    if args.seeds:
+        overrides["seeds"] = tuple(args.seeds)
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    if args.device:
+        overrides["device"] = args.device
+    rows = []
+    for model in args.models:
+        config = profile_config(args.profile, model=model, **overrides)
+        runner = train_kfold if config.protocol == "kfold" else train_seeds
+        results = runner(config, args.runs_dir, if_exists=args.if_exists)
+        summary = summarize_seeds([r.metrics["test"] for r in results],
+                                  ["accuracy", "sensitivity", "specificity", "f1", "roc_auc"])
+        for r in results:
+            print(f"{r.run_dir}: test AUC {r.metrics['test']['roc_auc']:.3f}")
+        rows.append({"model": model, **{k: f"{v['mean']:.3f} +- {v['std']:.3f}"
+                                        for k, v in summary.items()}})
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import run_notebooks
 
@@ -51,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate-data", help="write the synthetic datasets (published layouts)")
-    p.add_argument("--out", help="target folder (default: data/synthetic of the checkout)")
+    p.add_argument("--out", help="target folder (default: data/synthetic/n<N>-seed<S>)")
     p.add_argument("--n-per-class", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cric-layout", choices=("official", "cropped"), default="official")
@@ -70,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--on-error", choices=("raise", "warn"), default="raise")
         p.set_defaults(func=func)
 
+    p = sub.add_parser("train", help="train and evaluate models under a profile")
+    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "paper"))
+    p.add_argument("--models", nargs="+", default=["aecnn"],
+                   help="aecnn resnet50 efficientnet_b3 mobilenet_v3_small")
+    p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
+    p.add_argument("--seeds", nargs="*", type=int, help="override the profile's seeds")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
+    p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
+    p.add_argument("--if-exists", default="resume", choices=("resume", "overwrite", "error"))
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                   help="any config field, e.g. --set lr=0.01 protocol=within train=[herlev]")
+    p.set_defaults(func=_train)
+
     p = sub.add_parser("reproduce", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "paper"))
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
@@ -84,11 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad data or parameters end with a one-line error and exit code 2."""
     from .data.errors import DataError
     from .reproduce import NotebookFailed
+    from .train import RunInterrupted, TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (DataError, FileExistsError, FileNotFoundError, ValueError, NotebookFailed) as exc:
+    except (DataError, FileExistsError, FileNotFoundError, ValueError, NotebookFailed,
+            RunInterrupted, TrainingDiverged) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

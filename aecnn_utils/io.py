@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -45,6 +48,21 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def _strict_json(obj: Any) -> Any:
+    """NaN and infinities become ``null`` (standard JSON has no NaN); numpy scalars and arrays
+    become Python numbers and lists."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        obj = obj.tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """Write ``obj`` as indented, standard JSON (NaN -> null) to ``path`` atomically."""
+    text = json.dumps(_strict_json(obj), indent=2, default=str, allow_nan=False)
+    return atomic_write_text(path, text + "\n")

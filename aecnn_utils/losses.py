@@ -181,7 +181,7 @@ def class_counts(labels: CountsLike, num_classes: int) -> torch.Tensor:
         lab = labels.detach().cpu()
     else:
         arr = np.asarray(labels)
-        lab = torch.as_tensor(arr.astype(np.int64) if arr.size == 0 else arr)
+        lab = torch.tensor(arr.astype(np.int64) if arr.size == 0 else arr)  # a copy
     if lab.dim() != 1:
         raise ValueError(f"labels must be 1-D, got shape {tuple(lab.shape)}")
     if lab.is_floating_point() or lab.is_complex() or lab.dtype == torch.bool:

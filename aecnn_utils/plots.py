@@ -199,3 +199,24 @@ def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figur
     fig.tight_layout()
     add_notice(fig, notice)
     return fig
+
+
+def plot_training_curves(histories: dict[str, pd.DataFrame],
+                         notice: str | None = None) -> plt.Figure:
+    """Per-epoch training and validation loss and validation AUC, one colour per run."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for k, (label, h) in enumerate(histories.items()):
+        color = f"C{k}"
+        name = MODEL_LABELS.get(label, label)
+        axes[0].plot(h["epoch"], h["train_loss"], color=color, label=name)
+        axes[1].plot(h["epoch"], h["val_loss"], color=color, label=name)
+        axes[2].plot(h["epoch"], h["val_auc"], color=color, marker="o", ms=3, label=name)
+    for ax, title in zip(axes, ("training loss", "validation loss", "validation AUC"),
+                         strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+    axes[2].set_ylim(0, 1.02)
+    axes[0].legend()
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig

@@ -80,3 +80,16 @@ def test_notebook_01_on_real_data(tmp_path: Path, real_root: Path) -> None:
     nb = json.loads(runs[0].output.read_text())
     outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
     assert not any(o.get("output_type") == "error" for o in outputs)
+
+
+def test_cli_train_smoke(tmp_path: Path, synthetic_root: Path,
+                         capsys: pytest.CaptureFixture) -> None:
+    code = main(["train", "--profile", "smoke", "--data-root", str(synthetic_root),
+                 "--epochs", "1", "--runs-dir", str(tmp_path), "--set", "n_boot=50",
+                 "num_workers=0"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "test AUC" in out and "aecnn" in out
+    assert len(list(tmp_path.glob("smoke/*/metrics.json"))) == 1
+    assert main(["train", "--set", "lr"]) == 2
+    assert "key=value" in capsys.readouterr().err

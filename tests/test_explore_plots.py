@@ -109,7 +109,7 @@ def test_resolve_data_source_env_and_default(tmp_path: Path, synthetic_root: Pat
     monkeypatch.delenv("AECNN_DATA_ROOT")
     monkeypatch.setenv("AECNN_SYNTHETIC_DIR", str(tmp_path / "syn"))
     src = resolve_data_source(n_per_class=2)
-    assert src.root == tmp_path / "syn" and src.synthetic
+    assert src.root == tmp_path / "syn" / "n2-seed0" and src.synthetic
     assert set(src.datasets) == {"sipakmed", "herlev", "cric"}
 
 

@@ -14,7 +14,7 @@ from .cache import CachedImages
 
 
 class CellDataset(Dataset):
-    """Cells of a :class:`CachedImages` array (optionally a subset) with an albumentations transform.
+    """Cells of a :class:`CachedImages` array (or a subset) with an albumentations transform.
 
     Items are ``(image, label)``: a ``3 x S x S`` float tensor and an ``int`` label.
     """
@@ -52,16 +52,31 @@ def default_num_workers(device: torch.device | str = "cpu") -> int:
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seed numpy and ``random`` in a loader worker from torch's per-worker seed."""
+    """Seed numpy, ``random`` and the dataset's albumentations pipeline in a loader worker from
+    torch's per-worker seed (itself drawn from the loader's generator, so deterministic)."""
     seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (the legacy global RNG other code may use)
     random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    reseed_transform(getattr(info.dataset, "transform", None) if info else None, seed)
+
+
+def reseed_transform(transform: Callable | None, seed: int) -> None:
+    """Reseed an albumentations pipeline (no-op for other transforms)."""
+    if transform is not None and hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(int(seed) % 2**32)
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool,
                 device: torch.device | str = "cpu", num_workers: int | None = None,
-                seed: int = 0, drop_last: bool = False) -> DataLoader:
-    """A DataLoader with pinned memory on CUDA, persistent workers and seeded shuffling."""
+                seed: int = 0, drop_last: bool = False,
+                persistent_workers: bool = True) -> DataLoader:
+    """A DataLoader with pinned memory on CUDA and seeded shuffling.
+
+    For exactly reproducible (and resumable) augmentation, reseed ``loader.generator`` at each
+    epoch and pass ``persistent_workers=False``: workers then restart every epoch and reseed
+    their pipelines from that generator (:func:`seed_worker`).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device)
@@ -74,7 +89,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool,
         shuffle=shuffle,
         num_workers=workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
+        persistent_workers=persistent_workers and workers > 0,
         worker_init_fn=seed_worker if workers > 0 else None,
         generator=generator,
         drop_last=drop_last,

@@ -32,6 +32,11 @@ def default_synthetic_dir() -> Path:
     return Path(env).expanduser() if env else project_dir() / "data" / "synthetic"
 
 
+def synthetic_root(n_per_class: int, seed: int) -> Path:
+    """Where the synthetic data of one size and seed lives: ``<synthetic dir>/n<N>-seed<S>``."""
+    return default_synthetic_dir() / f"n{n_per_class}-seed{seed}"
+
+
 @dataclass(frozen=True)
 class DataSource:
     """A resolved data root: its folder, the datasets found in it, and whether it is synthetic."""
@@ -75,7 +80,7 @@ def resolve_data_source(data_root: str | Path | None = None, *, n_per_class: int
                 f"data root {root} does not exist. Point data_root / AECNN_DATA_ROOT at a folder "
                 "holding sipakmed/, herlev/ and/or cric/ (see data/README.md).")
     else:
-        root = default_synthetic_dir()
+        root = synthetic_root(n_per_class, seed)
         generate_all(root, n_per_class=n_per_class, seed=seed)
     datasets = {name: root / name for name in READERS if (root / name).is_dir()}
     if not datasets:

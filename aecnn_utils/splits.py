@@ -1,0 +1,130 @@
+"""Leak-free splits: grouped (by cluster, slide or field image) and stratified (by label).
+
+Cells of one group look alike (same slide, stain and focus), so a group must never straddle
+train and test. Every split here keeps groups whole (scikit-learn's ``StratifiedGroupKFold``)
+and keeps label proportions as close as the groups allow.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from .config import ConfigError, RunConfig
+from .data.errors import DataWarning
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Reader rows of the train, validation and test sets (each with a ``split`` column)."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+    def sizes(self) -> dict[str, int]:
+        """Cells per split."""
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def table(self) -> pd.DataFrame:
+        """Cells per split, dataset and label (for notebooks and run folders)."""
+        both = pd.concat([self.train, self.val, self.test], ignore_index=True)
+        return (both.groupby(["split", "dataset", "label_name"], sort=False).size()
+                .rename("n_cells").reset_index())
+
+
+def group_folds(df: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
+    """Fold index (0..n_folds-1) of every row: grouped by ``patient_or_slide``, stratified by
+    ``label``, shuffled deterministically by ``seed``."""
+    groups = df["patient_or_slide"].astype(str).to_numpy()
+    n_groups = len(set(groups))
+    if n_groups < n_folds:
+        raise ConfigError(f"cannot make {n_folds} grouped folds from {n_groups} groups "
+                          f"({len(df)} cells); use fewer folds or more data")
+    folds = np.empty(len(df), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class" on tiny sets
+        for k, (_, test_idx) in enumerate(splitter.split(np.zeros(len(df)), df["label"], groups)):
+            folds[test_idx] = k
+    return folds
+
+
+def grouped_split(df: pd.DataFrame, fraction: float, seed: int,
+                  resolution: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``df`` into (rest, part), ``part`` holding about ``fraction`` of the cells.
+
+    The data is cut into ``resolution`` grouped, stratified folds (fewer if there are fewer
+    groups) and ``part`` takes ``round(fraction * folds)`` of them (at least one, never all).
+    """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"split fraction must be in (0, 1), got {fraction}")
+    n_folds = min(resolution, df["patient_or_slide"].nunique())
+    folds = group_folds(df, n_folds, seed)
+    take = min(n_folds - 1, max(1, round(fraction * n_folds)))
+    mask = folds < take
+    return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
+
+
+def make_splits(config: RunConfig, frames: dict[str, pd.DataFrame]) -> Splits:
+    """Assign reader rows to train/val/test as ``config.protocol`` says; check the result.
+
+    Raises:
+        ConfigError: a split is empty, or validation/test holds a class the training set lacks.
+    """
+    def cat(names: tuple[str, ...]) -> pd.DataFrame:
+        missing = [n for n in names if n not in frames]
+        if missing:
+            raise ConfigError(f"dataset(s) {', '.join(missing)} are not available; "
+                              f"available: {', '.join(frames)}")
+        return pd.concat([frames[n] for n in names], ignore_index=True)
+
+    seed = config.split_seed
+    if config.protocol == "cross":
+        train = cat(config.train)
+        if set(config.val) == set(config.test):
+            test, val = grouped_split(cat(config.val), config.val_fraction, seed)
+        else:
+            val, test = cat(config.val), cat(config.test)
+    elif config.protocol == "within":
+        rest, test = grouped_split(cat(config.train), config.test_fraction, seed)
+        train, val = grouped_split(rest, config.val_fraction / (1 - config.test_fraction), seed)
+    else:  # kfold
+        data = cat(config.train)
+        folds = group_folds(data, config.n_folds, seed)
+        test = data[folds == config.fold].reset_index(drop=True)
+        train, val = grouped_split(data[folds != config.fold].reset_index(drop=True),
+                                   1 / (config.n_folds - 1), seed)
+    splits = Splits(train.assign(split="train"), val.assign(split="val"),
+                    test.assign(split="test"))
+    check_splits(splits)
+    return splits
+
+
+def check_splits(splits: Splits) -> None:
+    """Refuse empty splits, shared groups, and val/test classes absent from training."""
+    for name, df in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+        if len(df) == 0:
+            raise ConfigError(f"the {name} split is empty")
+    train_labels = set(splits.train["label_name"])
+    for name, df in (("val", splits.val), ("test", splits.test)):
+        extra = sorted(set(df["label_name"]) - train_labels)
+        if extra:
+            raise ConfigError(f"the {name} set has class(es) {', '.join(extra)} that the "
+                              "training set lacks; the model cannot learn them. Choose another "
+                              "label scheme or datasets.")
+        if df["label"].nunique() < 2:
+            warnings.warn(f"the {name} set holds a single class: AUC is undefined there",
+                          DataWarning, stacklevel=2)
+        shared = set(splits.train["patient_or_slide"]) & set(df["patient_or_slide"])
+        same_data = set(splits.train["dataset"]) & set(df["dataset"])
+        if shared and same_data:
+            raise ConfigError(f"groups {sorted(shared)[:3]} are in both train and {name}")
+    if set(splits.val["dataset"]) & set(splits.test["dataset"]):
+        shared = set(splits.val["patient_or_slide"]) & set(splits.test["patient_or_slide"])
+        if shared:
+            raise ConfigError(f"groups {sorted(shared)[:3]} are in both val and test")

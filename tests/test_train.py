@@ -1,0 +1,162 @@
+"""The trainer: it learns, resumes exactly, stops on NaN, reuses finished runs, reports honestly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aecnn_utils.config import profile_config
+from aecnn_utils.data.errors import DatasetNotFoundError
+from aecnn_utils.data.synthetic import generate_all
+from aecnn_utils.train import (
+    RunInterrupted,
+    TrainingDiverged,
+    collect_runs,
+    load_run,
+    lr_factor,
+    prepare_data,
+    train_run,
+)
+
+
+@pytest.fixture(scope="module")
+def learnable_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough synthetic SIPaKMeD cells for a tiny model to learn in seconds."""
+    root = tmp_path_factory.mktemp("learnable")
+    generate_all(root, n_per_class=60, seed=1, field_size=(320, 240))
+    return root
+
+
+def _within(root: Path, **changes) -> object:
+    base = dict(data_root=str(root), protocol="within", train=("sipakmed",), val_fraction=0.2,
+                test_fraction=0.25, epochs=10, lr=0.05, monitor="val_auc", patience=20,
+                n_boot=200, num_workers=0)
+    return profile_config("smoke", **{**base, **changes})
+
+
+def test_lr_schedule_is_cosine_from_base_to_zero() -> None:
+    assert lr_factor(0, 100, 0, "cosine") == 1.0
+    assert lr_factor(50, 100, 0, "cosine") == pytest.approx(0.5)
+    assert lr_factor(100, 100, 0, "cosine") == pytest.approx(0.0)
+    assert lr_factor(4, 100, 10, "cosine") == pytest.approx(0.5)  # warm-up
+    assert lr_factor(70, 100, 0, "constant") == 1.0
+
+
+def test_smoke_training_learns(learnable_root: Path, tmp_path: Path, cache_dir: Path) -> None:
+    result = train_run(_within(learnable_root), tmp_path, cache_dir=cache_dir, progress=False)
+    h = result.history
+    assert len(h) == 10
+    assert h["train_loss"].iloc[-3:].mean() < h["train_loss"].iloc[:2].mean()
+    m = result.metrics
+    assert m["synthetic"] and "not the paper's numbers" in m["data"]
+    assert m["test"]["roc_auc"] > 0.75 and m["test"]["balanced_accuracy"] > 0.6  # chance: 0.5
+    for name, ci in m["test_ci"].items():
+        if ci["value"] is not None:
+            assert ci["low"] <= ci["value"] <= ci["high"], name
+    t = m["threshold"]
+    assert t["val"]["sensitivity"] >= 0.95 and 0 <= t["value"] <= 1
+    assert set(t["test"]) >= {"sensitivity", "specificity"}
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert files >= {"config.yaml", "norm.json", "splits.csv", "history.csv", "best.pt",
+                     "last.pt", "metrics.json", "predictions_val.csv", "predictions_test.csv"}
+    assert not [f for f in files if f.endswith(".tmp")]
+    json.loads((result.run_dir / "metrics.json").read_text())  # strict JSON
+    preds = __import__("pandas").read_csv(result.run_dir / "predictions_test.csv")
+    assert len(preds) == m["sizes"]["test"]
+    np.testing.assert_allclose(preds[["prob_normal", "prob_abnormal"]].sum(axis=1), 1, atol=1e-5)
+    # a finished run is reused, not retrained, and not overwritten silently
+    again = train_run(_within(learnable_root), tmp_path, cache_dir=cache_dir, progress=False)
+    assert again.reused and again.metrics == load_run(result.run_dir).metrics
+    with pytest.raises(FileExistsError, match="already finished"):
+        train_run(_within(learnable_root), tmp_path, if_exists="error", progress=False)
+    table = collect_runs(tmp_path, profile="smoke")
+    assert len(table) == 1 and table.loc[0, "test_roc_auc"] == m["test"]["roc_auc"]
+    assert table.loc[0, "test_roc_auc_low"] <= table.loc[0, "test_roc_auc"]
+
+
+def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path,
+                                            cache_dir: Path) -> None:
+    config = _within(learnable_root, epochs=4, synthetic_per_class=24)
+    data = prepare_data(config, cache_dir, progress=False)
+    straight = train_run(config, tmp_path / "a", data=data, progress=False)
+
+    def stop_after_two(state: dict) -> None:
+        if state["epoch"] == 2:
+            raise RunInterrupted("simulated Ctrl-C")
+
+    with pytest.raises(RunInterrupted):
+        train_run(config, tmp_path / "b", data=data, progress=False, callbacks=[stop_after_two])
+    run_b = tmp_path / "b" / config.profile / config.run_id()
+    assert (run_b / "last.pt").is_file() and not (run_b / "metrics.json").exists()
+    resumed = train_run(config, tmp_path / "b", data=data, progress=False)
+    assert resumed.resumed_from_epoch == 2
+    for name in ("last.pt", "best.pt"):
+        a = torch.load(straight.run_dir / name, weights_only=True)["model"]
+        b = torch.load(resumed.run_dir / name, weights_only=True)["model"]
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert straight.history.drop(columns=["train_seconds", "train_images_per_s"]).equals(
+        resumed.history.drop(columns=["train_seconds", "train_images_per_s"]))
+    assert resumed.metrics["test"] == straight.metrics["test"]
+
+
+def test_keyboard_interrupt_becomes_resumable(learnable_root: Path, tmp_path: Path,
+                                              cache_dir: Path) -> None:
+    config = _within(learnable_root, epochs=2, synthetic_per_class=24)
+
+    def ctrl_c(state: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted, match="interrupted after epoch 1; run the same config"):
+        train_run(config, tmp_path, cache_dir=cache_dir, progress=False, callbacks=[ctrl_c])
+
+
+class _NaNAfterFirstEpoch(nn.Module):
+    """Wraps a model; its training outputs become NaN once it has been evaluated (epoch 2)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.evaluated = inner, False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.evaluated |= not self.training
+        out = self.inner(x)
+        return out * float("nan") if self.training and self.evaluated else out
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(
+        learnable_root: Path, tmp_path: Path, cache_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import aecnn_utils.train as train_module
+
+    config = _within(learnable_root, epochs=3, synthetic_per_class=24, batch_size=16)
+    real_build = train_module.build_model
+    monkeypatch.setattr(train_module, "build_model",
+                        lambda *a, **k: _NaNAfterFirstEpoch(real_build(*a, **k)))
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 0.*last\.pt"):
+        train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
+    run_dir = tmp_path / config.profile / config.run_id()
+    ckpt = torch.load(run_dir / "last.pt", weights_only=True)
+    assert ckpt["state"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_missing_dataset_in_data_root(tmp_path: Path, learnable_root: Path) -> None:
+    (tmp_path / "sipakmed").symlink_to(learnable_root / "sipakmed")
+    with pytest.raises(DatasetNotFoundError, match="'herlev' is not available"):
+        prepare_data(profile_config("smoke", data_root=str(tmp_path)), progress=False)
+
+
+@pytest.mark.real_data
+def test_cpu_protocol_data_on_real_cells(real_root: Path, cache_dir: Path) -> None:
+    data = prepare_data(profile_config("cpu", data_root=str(real_root), image_size=32),
+                        cache_dir, progress=False)
+    assert data.splits.sizes() == {"train": 4049, "val": 206, "test": 206}
+    assert not data.source.synthetic
+    assert data.train_counts.tolist() == [2411, 1638]
+    assert not set(data.splits.val["patient_or_slide"]) & set(data.splits.test["patient_or_slide"])
