@@ -27,3 +27,25 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"device {device!r} requested but MPS is not available here; "
                          "use device='auto' or 'cpu'")
     return dev
+
+
+def environment_summary(device: str | torch.device | None = "auto") -> dict[str, str]:
+    """Versions and hardware a result was produced with (for notebooks and run reports)."""
+    import os
+    import platform
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    dev = resolve_device(device)
+    info = {"python": sys.version.split()[0], "platform": platform.platform(),
+            "cpu cores": str(os.cpu_count()), "device": str(dev),
+            "torch threads": str(torch.get_num_threads())}
+    if dev.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(dev)
+    for package in ("torch", "torchvision", "albumentations", "opencv-python-headless",
+                    "scikit-learn", "numpy", "pandas", "aecnn-kit"):
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            info[package] = "not installed"
+    return info

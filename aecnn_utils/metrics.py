@@ -361,17 +361,7 @@ def classification_metrics(
     class_auc = np.array([_class_auc(y, p, ones, k)[0] for k in range(n_classes)])
     scalars["roc_auc"] = np.array([class_auc[1] if n_classes == 2 else _nanmean(class_auc)])
 
-    order = (
-        "accuracy",
-        "balanced_accuracy",
-        "precision",
-        "recall",
-        "sensitivity",
-        "specificity",
-        "f1",
-        "roc_auc",
-    )
-    out: dict[str, Any] = {k: float(scalars[k][0]) for k in order}
+    out: dict[str, Any] = {k: float(scalars[k][0]) for k in MULTICLASS_METRICS}
     if n_classes == 2:
         out["npv"] = float(scalars["npv"][0])
         out["threshold"] = thr

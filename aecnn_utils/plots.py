@@ -25,6 +25,13 @@ def set_style() -> None:
                          "axes.titleweight": "bold", "pdf.fonttype": 42})
 
 
+def _blank(ax: plt.Axes) -> None:
+    """No ticks and no grid: for image panels."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
 def add_notice(fig: plt.Figure, notice: str | None) -> None:
     """Stamp the data provenance (e.g. the synthetic-data warning) under the figure."""
     if notice:
@@ -79,9 +86,7 @@ def plot_sample_grid(df: pd.DataFrame, per_class: int = 6, size: int = 96, seed:
         sub = rows[rows["source_class"] == cls]
         for j in range(per_class):
             ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+            _blank(ax)
             if j < len(sub):
                 row = sub.iloc[j]
                 ax.imshow(square_resize(load_cell(row.path, row_box(row)), size))
@@ -137,9 +142,7 @@ def plot_augmentations(images: Sequence[np.ndarray], pipelines: dict[str, object
             if i == 0:
                 axes[i][j].set_title(name, fontsize=9)
         for ax in axes[i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+            _blank(ax)
     fig.tight_layout()
     add_notice(fig, notice)
     return fig
@@ -171,9 +174,7 @@ def plot_attention_maps(images: Sequence[np.ndarray],
             if i == 0:
                 axes[i][j].set_title(f"{label}\n{stage}", fontsize=9)
         for ax in axes[i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+            _blank(ax)
     fig.tight_layout()
     add_notice(fig, notice)
     return fig
@@ -217,6 +218,107 @@ def plot_training_curves(histories: dict[str, pd.DataFrame],
         ax.set_xlabel("epoch")
     axes[2].set_ylim(0, 1.02)
     axes[0].legend()
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_accuracy_across_datasets(acc: pd.DataFrame, notice: str | None = None) -> plt.Figure:
+    """Figure 1: accuracy (%) of each model on each dataset split, mean over seeds (lines and
+    markers, error bars = std over seeds)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    order = list(dict.fromkeys(acc["dataset"]))
+    for k, (model, sub) in enumerate(acc.groupby("model", sort=False)):
+        stats = sub.groupby("dataset")["accuracy"].agg(["mean", "std"]).reindex(order) * 100
+        ax.errorbar(range(len(order)), stats["mean"], yerr=stats["std"].fillna(0),
+                    marker="o", capsize=3, color=f"C{k}", label=MODEL_LABELS.get(model, model))
+    ax.set_xticks(range(len(order)), order)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Accuracy across datasets")
+    ax.legend()
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_f1_bars(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
+    """Figure 2: F1 (%) per model; ours with 95% bootstrap intervals, the paper's reported
+    values as hatched bars beside them."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    x = np.arange(len(table))
+    lo = (table["f1"] - table["f1_low"]).clip(lower=0).fillna(0)
+    hi = (table["f1_high"] - table["f1"]).clip(lower=0).fillna(0)
+    ax.bar(x - 0.2, table["f1"], 0.4, yerr=[lo, hi], capsize=4, color="C0",
+           label="ours (95% CI)")
+    ax.bar(x + 0.2, table["f1_paper"], 0.4, color="white", edgecolor="C3", hatch="//",
+           label="paper (reported)")
+    for i, v in enumerate(table["f1"]):
+        ax.text(i - 0.2, v + 1, f"{v:.1f}", ha="center", fontsize=9)
+    ax.set_xticks(x, table["model"])
+    ax.set_ylabel("F1-score (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("F1-score per model")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
+                    notice: str | None = None) -> plt.Figure:
+    """Figure 3: ROC curves with AUC in the legend (marker-line style, as the paper's)."""
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    markers = "osd^v<>"
+    for k, (model, (fpr, tpr, auc)) in enumerate(curves.items()):
+        every = max(1, len(fpr) // 12)
+        ax.plot(fpr, tpr, marker=markers[k % len(markers)], markevery=every, ms=5,
+                color=f"C{k}", label=f"{MODEL_LABELS.get(model, model)} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
+    ax.set_xlabel("1 - specificity (false positive rate)")
+    ax.set_ylabel("sensitivity (true positive rate)")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_title("ROC on the test set")
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_confusion_matrices(matrices: dict[str, np.ndarray], class_names: Sequence[str],
+                            notice: str | None = None) -> plt.Figure:
+    """One confusion matrix per model (rows: true class; counts and row percentages)."""
+    fig, axes = plt.subplots(1, len(matrices), squeeze=False,
+                             figsize=(3.6 * len(matrices), 3.4))
+    for ax, (model, cm) in zip(axes[0], matrices.items(), strict=True):
+        cm = np.asarray(cm)
+        share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        annot = np.array([[f"{c}\n{p:.0%}" for c, p in zip(rc, rp, strict=True)]
+                          for rc, rp in zip(cm, share, strict=True)])
+        sns.heatmap(share, annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False,
+                    xticklabels=class_names, yticklabels=class_names, ax=ax)
+        ax.set_title(MODEL_LABELS.get(model, model))
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_per_class_detection(detection: pd.DataFrame,
+                             notice: str | None = None) -> plt.Figure:
+    """Share of each publisher class classified correctly (sensitivity for abnormal classes,
+    specificity for normal ones), one bar per model."""
+    data = detection.assign(label=detection["model"].map(lambda m: MODEL_LABELS.get(m, m)),
+                            cls=detection["source_class"] + " (" + detection["label_name"] + ")")
+    fig, ax = plt.subplots(figsize=(8, 0.45 * data["cls"].nunique() + 1.5))
+    sns.barplot(data=data, y="cls", x="correct", hue="label", ax=ax)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share classified correctly")
+    ax.set_ylabel("")
+    ax.set_title("Per-class sensitivity / specificity (test set)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
     add_notice(fig, notice)
     return fig

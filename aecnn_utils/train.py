@@ -75,6 +75,17 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- data
+DATA_FIELDS: tuple[str, ...] = (
+    "data_root", "scheme", "protocol", "train", "val", "test", "val_fraction", "test_fraction",
+    "n_folds", "fold", "split_seed", "image_size", "resize_mode", "cric_crop_size",
+    "synthetic_per_class")
+
+
+def data_key(config: RunConfig) -> tuple:
+    """The config fields that decide which cells go where, at which size."""
+    return tuple(getattr(config, f) for f in DATA_FIELDS)
+
+
 @dataclass
 class PreparedData:
     """Splits of a config, decoded once, with the training-set normalisation."""
@@ -84,6 +95,7 @@ class PreparedData:
     caches: dict[str, CachedImages]
     norm: NormStats
     class_names: tuple[str, ...]
+    key: tuple = ()
 
     @property
     def train_counts(self) -> torch.Tensor:
@@ -108,7 +120,7 @@ def prepare_data(config: RunConfig, cache_dir: str | Path | None = None,
               for part in ("train", "val", "test")}
     norm = _norm_stats(caches["train"].array())
     class_names = taxonomy.class_names(config.scheme, config.train[0])
-    return PreparedData(source, splits, caches, norm, class_names)
+    return PreparedData(source, splits, caches, norm, class_names, data_key(config))
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -251,6 +263,50 @@ def _final_metrics(config: RunConfig, data: PreparedData, results: dict[str, tup
 
 
 # ----------------------------------------------------------------------------- training
+def _train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, loss_fn: nn.Module,
+                     optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler,
+                     scaler: torch.amp.GradScaler, device: torch.device, *, amp: bool,
+                     channels_last: bool, progress: bool, desc: str,
+                     where: Callable[[int], str]) -> tuple[float, int, float]:
+    """One pass over ``loader`` with a progress bar; returns (mean loss, images, seconds).
+
+    Raises :class:`TrainingDiverged` on a NaN/inf loss, before the bad step touches the weights.
+    """
+    model.train()
+    t0 = time.perf_counter()
+    running, seen = 0.0, 0
+    bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
+    for step, (x, y) in enumerate(bar):
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            loss = loss_fn(model(x), y)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"the loss became {loss.item()} {where(step)} Lower the "
+                                   "learning rate or turn off AMP (amp=False).")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        running += loss.item() * len(y)
+        seen += len(y)
+        bar.set_postfix(loss=f"{running / seen:.4f}",
+                        img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+    return running / max(seen, 1), seen, time.perf_counter() - t0
+
+
+def _make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
 def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
               data: PreparedData | None = None, if_exists: str = "resume",
               progress: bool = True, cache_dir: str | Path | None = None,
@@ -291,6 +347,11 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     config.save(run_dir / "config.yaml")
 
     data = data or prepare_data(config, cache_dir, progress)
+    if data.key != data_key(config):
+        changed = [f for f, a, b in zip(DATA_FIELDS, data.key, data_key(config), strict=True)
+                   if a != b]
+        raise ConfigError(f"the data passed was prepared for another config (differs in "
+                          f"{', '.join(changed)}); call prepare_data(config) for this one")
     data.norm.save(run_dir / "norm.json")
     data.splits.table().to_csv(run_dir / "splits.csv", index=False)
     device = resolve_device(config.device)
@@ -305,12 +366,7 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     loss_fn = build_loss(config.loss, counts=data.train_counts, gamma=config.gamma,
                          lambda_w=config.lambda_w, lambda_f=config.lambda_f,
                          method=config.weight_method).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _make_optimizer(config, model)
 
     workers = default_num_workers(device) if config.num_workers is None else config.num_workers
     train_ds = CellDataset(data.caches["train"],
@@ -359,41 +415,21 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
             if state["bad_epochs"] >= config.patience:  # resumed after early stopping
                 stopped_early = True
                 break
-            model.train()
             epoch_seed = config.seed * 100_003 + epoch
             train_loader.generator.manual_seed(epoch_seed)
             reseed_transform(train_ds.transform, epoch_seed)
-            t0 = time.perf_counter()
-            running, seen = 0.0, 0
-            bar = tqdm(train_loader, desc=f"{config.model} epoch {epoch}/{config.epochs}",
-                       disable=not progress, leave=False)
-            for step, (x, y) in enumerate(bar):
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with _autocast(device, use_amp):
-                    loss = loss_fn(model(x), y)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"the loss became {loss.item()} at epoch {epoch}, step {step} "
-                        f"(lr {scheduler.get_last_lr()[0]:.3g}). The last good checkpoint is "
-                        f"{last_path if last_path.is_file() else 'none (first epoch)'}. "
-                        "Lower the learning rate or turn off AMP (amp=False).")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                running += loss.item() * len(y)
-                seen += len(y)
-                bar.set_postfix(loss=f"{running / seen:.4f}",
-                                img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-            train_seconds = time.perf_counter() - t0
+            last_good = last_path if last_path.is_file() else "none (first epoch)"
+            train_loss, seen, train_seconds = _train_one_epoch(
+                model, train_loader, loss_fn, optimizer, scheduler, scaler, device,
+                amp=use_amp, channels_last=channels_last, progress=progress,
+                desc=f"{config.model} epoch {epoch}/{config.epochs}",
+                where=lambda step, e=epoch, g=last_good: (
+                    f"at epoch {e}, step {step} (lr {scheduler.get_last_lr()[0]:.3g}). "
+                    f"The last good checkpoint is {g}."))
             pv, yv, val_loss = predict(model, eval_loaders["val"], device, loss_fn, use_amp,
                                        channels_last)
             row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                   "train_loss": running / max(seen, 1), **_epoch_metrics(yv, pv, val_loss),
+                   "train_loss": train_loss, **_epoch_metrics(yv, pv, val_loss),
                    "train_seconds": train_seconds,
                    "train_images_per_s": seen / max(train_seconds, 1e-9)}
             history.append(row)
@@ -486,8 +522,7 @@ def collect_runs(runs_dir: str | Path | None = None, profile: str | None = None)
     return pd.DataFrame(rows)
 
 
-TABLE_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "specificity", "f1",
-                                  "roc_auc", "balanced_accuracy")
+RESULT_METRICS: tuple[str, ...] = (*M.TABLE_METRICS, "balanced_accuracy")
 
 
 def results_table(results: dict[str, Sequence[RunResult]], split: str = "test",
@@ -518,15 +553,37 @@ def results_table(results: dict[str, Sequence[RunResult]], split: str = "test",
         # metrics.json stores undefined values (NaN) as null
         per_seed = [{k: float("nan") if v is None else v for k, v in m.items()}
                     for m in per_seed]
-        summary = M.summarize_seeds(per_seed, TABLE_METRICS)
-        row: dict[str, Any] = {"model": model, "seeds": len(runs),
-                               "data": runs[0].metrics["data"],
-                               "profile": runs[0].metrics["profile"]}
-        for name in TABLE_METRICS:
+        summary = M.summarize_seeds(per_seed, RESULT_METRICS)
+        row: dict[str, Any] = {
+            "model": model, "seeds": len(runs), "data": runs[0].metrics["data"],
+            "profile": runs[0].metrics["profile"], "params": runs[0].metrics["params"],
+            "train_seconds": float(np.mean([r.metrics["train_seconds"] for r in runs])),
+            "best_epoch": float(np.mean([r.metrics["best_epoch"] for r in runs])),
+            "device": runs[0].metrics["device"]}
+        for name in RESULT_METRICS:
             row[name] = summary[name]["mean"] if name in summary else float("nan")
             row[f"{name}_std"] = summary[name]["std"] if name in summary else float("nan")
             ci = cis[0].get(name) or {}
-            row[f"{name}_low"] = ci.get("low", float("nan"))
-            row[f"{name}_high"] = ci.get("high", float("nan"))
+            for bound in ("low", "high"):  # null in metrics.json where undefined
+                value = ci.get(bound)
+                row[f"{name}_{bound}"] = float("nan") if value is None else float(value)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def evaluate_checkpoint(run: RunResult, data: PreparedData, part: str,
+                        device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Labels and class probabilities of a run's best model on one split of ``data``
+    (``train``, ``val`` or ``test``), with the run's own normalisation and image size."""
+    from .models import load_trained_model
+
+    if part not in data.caches:
+        raise ValueError(f"unknown split {part!r}; choose one of {', '.join(data.caches)}")
+    dev = resolve_device(device)
+    model, meta = load_trained_model(run.best_checkpoint, map_location=dev)
+    model.to(dev)
+    transform = build_eval_transform(int(meta["image_size"]), NormStats.from_dict(meta["norm"]))
+    loader = make_loader(CellDataset(data.caches[part], transform), 128, shuffle=False,
+                         device=dev)
+    probs, labels, _ = predict(model, loader, dev)
+    return labels, probs

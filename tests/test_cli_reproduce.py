@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from aecnn_utils.__main__ import main
@@ -46,19 +47,33 @@ def test_reproduce_rejects_unknown_profile() -> None:
 
 
 @pytest.mark.slow
-def test_reproduce_notebook_01_on_synthetic(tmp_path: Path, synthetic_root: Path) -> None:
+def test_reproduce_chain_on_smoke(tmp_path: Path, synthetic_root: Path) -> None:
+    """The whole papermill chain: every notebook runs, Table 2 and Figures 1-3 are written, and
+    the table holds the numbers of the runs made in this very chain."""
     runs = run_notebooks("smoke", synthetic_root, runs_dir=tmp_path / "runs",
-                         figures_dir=tmp_path / "fig", only=["01"], log=lambda s: None)
-    assert [r.name for r in runs] == ["01_data_exploration.ipynb"]
-    executed = nbformat.read(runs[0].output, as_version=4)
-    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+                         figures_dir=tmp_path / "fig", log=lambda s: None)
+    assert [r.name for r in runs] == [p.name for p in notebook_paths(NOTEBOOKS)]
+    assert [r.name[:2] for r in runs] == ["00", "01", "02", "03", "04"]
+    for r in runs:
+        nb = nbformat.read(r.output, as_version=4)
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     figs = tmp_path / "fig" / "smoke"
-    for stem in ("01_label_counts", "01_samples_sipakmed", "01_samples_herlev", "01_samples_cric",
-                 "01_image_statistics", "01_augmentations"):
-        assert (figs / f"{stem}.png").stat().st_size > 0
-        assert (figs / f"{stem}.pdf").stat().st_size > 0
-    summary = (figs / "01_dataset_summary.csv").read_text()
-    assert "synthetic data: these are not the paper's numbers" in summary
+    for name in ("04_table2.csv", "04_table2.md", "04_table2.tex", "04_fig1_accuracy.png",
+                 "04_fig2_f1.png", "04_fig3_roc.png", "04_fig1_accuracy.pdf",
+                 "01_label_counts.png", "02_complexity.png", "03_training_curves.png"):
+        assert (figs / name).stat().st_size > 0, name
+    table = pd.read_csv(figs / "04_table2.csv").set_index("model")
+    finished = list((tmp_path / "runs" / "smoke").glob("*/metrics.json"))
+    assert len(finished) == 3  # one seed of three models, trained in this chain
+    for path in finished:
+        m = json.loads(path.read_text())
+        label = {"resnet50": "ResNet-50", "efficientnet_b3": "EfficientNet-B3",
+                 "aecnn": "AECNN"}[m["model"]]
+        assert table.loc[label, "accuracy"] == pytest.approx(100 * m["test"]["accuracy"])
+        assert table.loc[label, "roc_auc"] == pytest.approx(m["test"]["roc_auc"])
+        assert "synthetic data" in table.loc[label, "data"]
+    notice = "synthetic data: these are not the paper's numbers"
+    assert notice in (figs / "04_table2.md").read_text()
 
 
 def test_reproduce_reports_the_failing_cell(tmp_path: Path) -> None:
@@ -93,3 +108,17 @@ def test_cli_train_smoke(tmp_path: Path, synthetic_root: Path,
     assert len(list(tmp_path.glob("smoke/*/metrics.json"))) == 1
     assert main(["train", "--set", "lr"]) == 2
     assert "key=value" in capsys.readouterr().err
+
+
+def test_environment_summary_names_versions_and_device() -> None:
+    from aecnn_utils.device import environment_summary, resolve_device
+
+    env = environment_summary("cpu")
+    assert env["device"] == "cpu" and env["torch"].startswith("2.")
+    assert int(env["cpu cores"]) >= 1 and env["aecnn-kit"] != "not installed"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        if not __import__("torch").cuda.is_available():
+            resolve_device("cuda")
+        else:
+            raise ValueError("CUDA is not available (skipped: a GPU is present)")

@@ -17,6 +17,7 @@ from aecnn_utils.train import (
     RunInterrupted,
     TrainingDiverged,
     collect_runs,
+    evaluate_checkpoint,
     load_run,
     lr_factor,
     prepare_data,
@@ -69,6 +70,13 @@ def test_smoke_training_learns(learnable_root: Path, tmp_path: Path, cache_dir: 
     preds = __import__("pandas").read_csv(result.run_dir / "predictions_test.csv")
     assert len(preds) == m["sizes"]["test"]
     np.testing.assert_allclose(preds[["prob_normal", "prob_abnormal"]].sum(axis=1), 1, atol=1e-5)
+    # the best checkpoint reproduces the stored test predictions
+    data = prepare_data(_within(learnable_root), cache_dir, progress=False)
+    y, probs = evaluate_checkpoint(result, data, "test", device="cpu")
+    np.testing.assert_array_equal(y, preds["label"].to_numpy())
+    np.testing.assert_allclose(probs[:, 1], preds["prob_abnormal"], atol=1e-5)
+    with pytest.raises(ValueError, match="unknown split 'holdout'"):
+        evaluate_checkpoint(result, data, "holdout")
     # a finished run is reused, not retrained, and not overwritten silently
     again = train_run(_within(learnable_root), tmp_path, cache_dir=cache_dir, progress=False)
     assert again.reused and again.metrics == load_run(result.run_dir).metrics
@@ -144,6 +152,16 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(
     ckpt = torch.load(run_dir / "last.pt", weights_only=True)
     assert ckpt["state"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_data_prepared_for_another_config_is_refused(learnable_root: Path, tmp_path: Path,
+                                                     cache_dir: Path) -> None:
+    from aecnn_utils.config import ConfigError
+
+    config = _within(learnable_root, epochs=1)
+    data = prepare_data(config, cache_dir, progress=False)
+    with pytest.raises(ConfigError, match="prepared for another config.*image_size"):
+        train_run(config.replace(image_size=96), tmp_path, data=data, progress=False)
 
 
 def test_missing_dataset_in_data_root(tmp_path: Path, learnable_root: Path) -> None:

@@ -1,0 +1,110 @@
+"""Table 2 assembly, refusal to mix incomparable runs, figure data; on fabricated runs (fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aecnn_utils import metrics as M
+from aecnn_utils import plots, report
+from aecnn_utils.config import profile_config
+from aecnn_utils.train import RunResult
+
+
+def _run(tmp: Path, model: str, seed: int, quality: float, **config_changes) -> RunResult:
+    """A finished-looking run whose test predictions have the given separability."""
+    config = profile_config("smoke", model=model, seed=seed, **config_changes)
+    run_dir = tmp / config.run_id()
+    run_dir.mkdir(parents=True)
+    rng = np.random.default_rng(seed + 17 * len(model))
+    y = rng.integers(0, 2, 200)
+    p = np.clip(0.5 + quality * (y - 0.5) + rng.normal(0, 0.25, 200), 0, 1)
+    probs = np.stack([1 - p, p], axis=1)
+    metrics = {"data": "synthetic data: these are not the paper's numbers",
+               "profile": config.profile, "params": 1000, "train_seconds": 1.0,
+               "best_epoch": 1, "device": "cpu", "test": M.classification_metrics(y, probs),
+               "test_ci": M.bootstrap_ci(y, probs, n_boot=100, seed=seed)}
+    pd.DataFrame({"path": [f"c{i}.bmp" for i in range(200)], "dataset": "cric",
+                  "source_class": np.where(y == 1, "HSIL", "NILM"), "label": y,
+                  "label_name": np.where(y == 1, "abnormal", "normal"),
+                  "patient_or_slide": [str(i // 4) for i in range(200)],
+                  "prob_normal": 1 - p, "prob_abnormal": p}).to_csv(
+        run_dir / "predictions_test.csv", index=False)
+    return RunResult(run_dir, config, pd.DataFrame(), metrics)
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> dict[str, list[RunResult]]:
+    return {m: [_run(tmp_path, m, s, q) for s in (0, 1)]
+            for m, q in (("resnet50", 0.3), ("efficientnet_b3", 0.4), ("aecnn", 0.5))}
+
+
+def test_table2_holds_our_numbers_beside_the_papers(results, tmp_path: Path) -> None:
+    table = report.table2(results)
+    assert list(table["model"]) == ["ResNet-50", "EfficientNet-B3", "AECNN"]
+    acc = [r.metrics["test"]["accuracy"] for r in results["aecnn"]]
+    row = table.iloc[2]
+    assert row["accuracy"] == pytest.approx(100 * np.mean(acc))
+    assert row["accuracy_std"] == pytest.approx(100 * np.std(acc, ddof=1))
+    assert row["accuracy_low"] <= 100 * acc[0] <= row["accuracy_high"]
+    assert row["accuracy_paper"] == 97.63 and row["roc_auc_paper"] == 0.986
+    assert 0 <= row["roc_auc"] <= 1  # AUC as a fraction, like the paper
+    pretty = report.format_table2(table)
+    assert "Accuracy (ours)" in pretty and "Accuracy (paper)" in pretty
+    assert " ± " in pretty.loc[2, "Accuracy (ours)"] and "[" in pretty.loc[2, "Accuracy (ours)"]
+    written = report.write_table(table, tmp_path / "out" / "table2", caption="Test.")
+    assert [p.suffix for p in written] == [".csv", ".md", ".tex"]
+    md = written[1].read_text()
+    assert "synthetic data" in md and md.count("\n|") >= 4
+    assert "\\begin{tabular}" in written[2].read_text()
+    assert pd.read_csv(written[0])["accuracy"].iloc[2] == pytest.approx(row["accuracy"])
+
+
+def test_refuses_to_mix_profiles_or_data(results, tmp_path: Path) -> None:
+    report.check_comparable(results)  # models and seeds may differ
+    other = dict(results, aecnn=[_run(tmp_path / "x", "aecnn", 0, 0.5, image_size=96)])
+    with pytest.raises(report.IncomparableRuns, match="differ in image_size"):
+        report.table2(other)
+    foreign = _run(tmp_path / "y", "aecnn", 0, 0.5)
+    foreign.metrics["data"] = "real data: sipakmed, herlev"
+    with pytest.raises(report.IncomparableRuns, match="used 'real data"):
+        report.check_comparable(dict(results, aecnn=[foreign]))
+    with pytest.raises(report.IncomparableRuns, match="no runs"):
+        report.check_comparable({})
+
+
+def test_figure_data_and_figures(results, tmp_path: Path) -> None:
+    curves = report.roc_curves(results)
+    for model, (fpr, tpr, auc) in curves.items():
+        assert auc == pytest.approx(results[model][0].metrics["test"]["roc_auc"])
+        assert fpr[0] == 0 and tpr[-1] == 1
+    detection = report.per_class_detection(results["aecnn"][0])
+    assert set(detection["source_class"]) == {"HSIL", "NILM"}
+    hsil = detection.set_index("source_class").loc["HSIL"]
+    assert hsil["correct"] == pytest.approx(results["aecnn"][0].metrics["test"]["sensitivity"])
+    table = report.table2(results)
+    accuracy = pd.DataFrame([{"model": m, "seed": s, "dataset": d, "accuracy": a}
+                             for m in results for s in (0, 1)
+                             for d, a in (("SIPaKMeD (train)", 0.9), ("CRIC (test)", 0.7))])
+    figs = {"fig1": plots.plot_accuracy_across_datasets(accuracy),
+            "fig2": plots.plot_f1_bars(table), "fig3": plots.plot_roc_curves(curves),
+            "cm": plots.plot_confusion_matrices(
+                {m: r[0].metrics["test"]["confusion_matrix"] for m, r in results.items()},
+                ("normal", "abnormal")),
+            "det": plots.plot_per_class_detection(detection.assign(model="aecnn"))}
+    for name, fig in figs.items():
+        for path in plots.save_figure(fig, tmp_path / name):
+            assert path.stat().st_size > 1000
+
+
+def test_undefined_values_stored_as_null_become_nan(results) -> None:
+    run = results["aecnn"][0]
+    run.metrics["test"]["precision"] = None          # as read back from metrics.json
+    run.metrics["test_ci"]["precision"] = {"value": None, "low": None, "high": None,
+                                           "n_boot": 0}
+    table = report.table2({"aecnn": [run]})
+    assert np.isnan(table.loc[0, "precision"]) and np.isnan(table.loc[0, "precision_low"])
+    assert "nan" in report.format_table2(table).loc[0, "Precision (ours)"]
