@@ -24,3 +24,19 @@ def test_readme_results_match_the_files_our_runs_wrote(block: str, source: str) 
     assert shown is not None, f"README lacks the block <!-- begin {block} -->"
     assert shown.strip() == (ROOT / source).read_text(encoding="utf-8").strip(), \
         f"README block {block} differs from {source}: copy the file's content into the README"
+
+
+def test_readme_complexity_table_matches_notebook_02_output() -> None:
+    import pandas as pd
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    measured = pd.read_csv(ROOT / "figures/cpu/02_complexity.csv").set_index("model")
+    labels = {"AECNN (ours, 2 classes)": "aecnn", "MobileNetV3-Small": "mobilenet_v3_small",
+              "EfficientNet-B3": "efficientnet_b3", "ResNet-50": "resnet50"}
+    pattern = r"^\| ([^|]+?) \| ([\d.]+) M \| ([\d.]+) \|$"
+    rows = {label: (float(p), float(g)) for label, p, g in re.findall(pattern, readme, re.M)}
+    assert set(labels) <= set(rows), "README complexity table rows are missing"
+    for label, model in labels.items():
+        params, gmacs = rows[label]
+        assert params == pytest.approx(measured.loc[model, "params_M"], rel=0.02), label
+        assert gmacs == pytest.approx(measured.loc[model, "GMACs"], rel=0.02), label
