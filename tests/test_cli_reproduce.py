@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -20,7 +21,8 @@ def test_every_notebook_starts_with_a_parameters_cell() -> None:
         nb = nbformat.read(path, as_version=4)
         first_code = next(c for c in nb.cells if c.cell_type == "code")
         assert "parameters" in first_code.metadata.get("tags", []), path.name
-        assert "profile" in first_code.source and "data_root" in first_code.source
+        for name in ("profile", "data_root", "figures_dir", "seed", "device"):
+            assert re.search(rf"^{name} = ", first_code.source, re.M), (path.name, name)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
             f"{path.name} is stored with outputs"
 
