@@ -29,9 +29,6 @@ PAPER_TABLE2: dict[str, dict[str, float]] = {
     "aecnn": {"accuracy": 97.63, "precision": 97.21, "recall": 96.89, "specificity": 98.11,
               "f1": 97.02, "roc_auc": 0.986},
 }
-#: The abstract's figures for AECNN, which disagree with Table 2.
-PAPER_ABSTRACT_AECNN: dict[str, float] = {"accuracy": 93.87, "recall": 92.14,
-                                          "specificity": 94.63, "roc_auc": 0.958}
 
 METRIC_LABELS: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision",
                                  "recall": "Recall", "specificity": "Specificity",
@@ -146,7 +143,9 @@ def accuracy_by_dataset(results: dict[str, Sequence[RunResult]], data: PreparedD
     for model, runs in results.items():
         for run in runs:
             for part in ("train", "val", "test"):
-                y, probs = evaluate_checkpoint(run, data, part, device)
+                # val/test predictions are stored by the run; only the training cells are new
+                y, probs = (evaluate_checkpoint(run, data, part, device) if part == "train"
+                            else stored_predictions(run, part))
                 m = M.classification_metrics(y, probs)
                 rows.append({"model": model, "seed": run.config.seed, "split": part,
                              "dataset": labels[part], "accuracy": m["accuracy"],
@@ -157,6 +156,13 @@ def accuracy_by_dataset(results: dict[str, Sequence[RunResult]], data: PreparedD
 def read_predictions(run: RunResult, part: str = "test") -> pd.DataFrame:
     """A run's per-cell predictions (``predictions_<part>.csv``)."""
     return pd.read_csv(run.run_dir / f"predictions_{part}.csv")
+
+
+def stored_predictions(run: RunResult, part: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Labels and class probabilities (columns ``prob_<class>``, in class order) of a run."""
+    preds = read_predictions(run, part)
+    columns = [f"prob_{name}" for name in run.metrics["class_names"]]
+    return preds["label"].to_numpy(), preds[columns].to_numpy()
 
 
 def per_class_detection(run: RunResult, part: str = "test") -> pd.DataFrame:
@@ -179,9 +185,7 @@ def roc_curves(results: dict[str, Sequence[RunResult]],
     """Figure 3's data: ROC curve (fpr, tpr) and AUC of each model's first run."""
     curves = {}
     for model, runs in results.items():
-        preds = read_predictions(runs[0], part)
-        y, p = preds["label"].to_numpy(), preds["prob_abnormal"].to_numpy()
-        fpr, tpr, _ = M.roc_points(y, p)
-        probs = np.stack([1 - p, p], axis=1)
+        y, probs = stored_predictions(runs[0], part)
+        fpr, tpr, _ = M.roc_points(y, probs[:, 1])
         curves[model] = (fpr, tpr, float(M.classification_metrics(y, probs)["roc_auc"]))
     return curves

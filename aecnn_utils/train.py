@@ -42,8 +42,12 @@ from .data.cache import CachedImages, cache_images
 from .data.loaders import CellDataset, default_num_workers, make_loader, reseed_transform
 from .data.readers import scan_dataset
 from .data.sources import DataSource, project_dir, resolve_data_source
-from .data.transforms import NormStats, build_eval_transform, build_train_transform
-from .data.transforms import compute_norm_stats as _norm_stats
+from .data.transforms import (
+    NormStats,
+    build_eval_transform,
+    build_train_transform,
+    compute_norm_stats,
+)
 from .device import resolve_device
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .losses import build_loss, class_counts
@@ -118,7 +122,7 @@ def prepare_data(config: RunConfig, cache_dir: str | Path | None = None,
     caches = {part: cache_images(getattr(splits, part), config.image_size, cache_dir,
                                  resize_mode=config.resize_mode, progress=progress)
               for part in ("train", "val", "test")}
-    norm = _norm_stats(caches["train"].array())
+    norm = compute_norm_stats(caches["train"].array())
     class_names = taxonomy.class_names(config.scheme, config.train[0])
     return PreparedData(source, splits, caches, norm, class_names, data_key(config))
 
@@ -137,9 +141,9 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> 
 
 # ----------------------------------------------------------------------------- checkpoints
 def _rng_state() -> dict[str, Any]:
+    _, keys, pos, *_ = np.random.get_state()  # noqa: NPY002
     state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),  # noqa: NPY002
-             "numpy_pos": int(np.random.get_state()[2])}  # noqa: NPY002
+             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos)}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

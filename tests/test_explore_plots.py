@@ -32,8 +32,12 @@ def _roots(root: Path) -> dict[str, Path]:
     return {n: root / n for n in ("sipakmed", "herlev", "cric")}
 
 
+def _frames(root: Path) -> dict[str, pd.DataFrame]:
+    return {n: scan_dataset(n, p) for n, p in _roots(root).items()}
+
+
 def test_label_counts_account_for_every_cell(synthetic_root: Path) -> None:
-    counts = label_counts(_roots(synthetic_root))
+    counts = label_counts(_frames(synthetic_root))
     assert set(counts["scheme"]) == {"binary", "three_tier", "native"}
     per = counts.groupby(["scheme", "dataset"])["n_cells"].sum()
     assert (per.xs("sipakmed", level="dataset") == 5 * SYNTHETIC_PER_CLASS).all()
@@ -74,7 +78,7 @@ def test_figures_are_written_as_png_and_pdf(synthetic_root: Path, tmp_path: Path
     plots.set_style()
     df = scan_dataset("sipakmed", synthetic_root / "sipakmed")
     written = []
-    fig = plots.plot_label_counts(label_counts(_roots(synthetic_root)), SYNTHETIC_NOTICE)
+    fig = plots.plot_label_counts(label_counts(_frames(synthetic_root)), SYNTHETIC_NOTICE)
     written += plots.save_figure(fig, tmp_path / "counts")
     fig = plots.plot_sample_grid(df, per_class=3, size=32, notice=SYNTHETIC_NOTICE)
     written += plots.save_figure(fig, tmp_path / "grid")

@@ -25,7 +25,8 @@ def _run(tmp: Path, model: str, seed: int, quality: float, **config_changes) -> 
     probs = np.stack([1 - p, p], axis=1)
     metrics = {"data": "synthetic data: these are not the paper's numbers",
                "profile": config.profile, "params": 1000, "train_seconds": 1.0,
-               "best_epoch": 1, "device": "cpu", "test": M.classification_metrics(y, probs),
+               "best_epoch": 1, "device": "cpu", "class_names": ["normal", "abnormal"],
+               "test": M.classification_metrics(y, probs),
                "test_ci": M.bootstrap_ci(y, probs, n_boot=100, seed=seed)}
     pd.DataFrame({"path": [f"c{i}.bmp" for i in range(200)], "dataset": "cric",
                   "source_class": np.where(y == 1, "HSIL", "NILM"), "label": y,

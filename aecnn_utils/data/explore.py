@@ -10,21 +10,20 @@ from tqdm.auto import tqdm
 
 from . import taxonomy
 from .cache import load_cell, row_box
-from .readers import scan_dataset
 
 
-def label_counts(roots: dict[str, object], schemes: Iterable[str] = taxonomy.SCHEMES,
-                 **reader_kwargs) -> pd.DataFrame:
+def label_counts(frames: dict[str, pd.DataFrame],
+                 schemes: Iterable[str] = taxonomy.SCHEMES) -> pd.DataFrame:
     """Cells per dataset, label scheme and label: columns dataset, scheme, label_name, n_cells.
 
-    Classes without a mapping in a scheme (SIPaKMeD Dyskeratotic under ``three_tier``) appear as
-    ``(excluded)`` so that every scheme accounts for every cell.
+    ``frames`` are reader tables under a scheme that keeps every cell (``binary`` or
+    ``native``); each cell's ``source_class`` is mapped into every scheme. Classes without a
+    mapping in a scheme (SIPaKMeD Dyskeratotic under ``three_tier``) appear as ``(excluded)``,
+    so that every scheme accounts for every cell.
     """
-    native = {name: scan_dataset(name, root, scheme="native", **reader_kwargs)
-              for name, root in roots.items()}
     rows = []
     for scheme in schemes:
-        for name, df in native.items():
+        for name, df in frames.items():
             labels = [taxonomy.map_label(name, c, scheme) or "(excluded)"
                       for c in df["source_class"]]
             for label, n in pd.Series(labels).value_counts(sort=False).items():
