@@ -38,10 +38,31 @@ def _cache(args: argparse.Namespace) -> None:
     print(f"{len(cached)} images of {args.size}px in {cached.array_path}")
 
 
-def _parse_value(text: str) -> object:
+def parse_overrides(items: Sequence[str]) -> dict[str, object]:
+    """``["lr=0.01", "augment.p_noise=0.5", "train=[herlev]"]`` -> config overrides; values are
+    YAML (numbers, lists, null), dotted keys reach nested fields such as ``augment``."""
     import yaml
 
-    return yaml.safe_load(text)
+    from .config import ConfigError
+
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
+        *parents, leaf = key.strip().split(".")
+        target = overrides
+        for name in parents:
+            target = target.setdefault(name, {})  # type: ignore[assignment]
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {item!r}: {name} is set both as a value and as a "
+                                  "group of fields")
+        target[leaf] = value  # type: ignore[index]
+    return overrides
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -49,33 +70,24 @@ def _train(args: argparse.Namespace) -> None:
 
     from .config import profile_config
     from .metrics import summarize_seeds
-    from .train import train_kfold, train_seeds
+    from .train import train_config
 
-    overrides: dict[str, object] = {}
-    for item in args.set or []:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        overrides[key.strip()] = _parse_value(value)
-    if args.data_root is not None:
-        overrides["data_root"] = args.data_root
-    if args.seeds:
-        overrides["seeds"] = tuple(args.seeds)
-    if args.epochs:
-        overrides["epochs"] = args.epochs
-    if args.device:
-        overrides["device"] = args.device
+    overrides = parse_overrides(args.set or [])
+    for key, value in (("data_root", args.data_root), ("epochs", args.epochs),
+                       ("device", args.device),
+                       ("seeds", tuple(args.seeds) if args.seeds else None)):
+        if value is not None:
+            overrides[key] = value
+    configs = [profile_config(args.profile, model=model, **overrides) for model in args.models]
     rows = []
-    for model in args.models:
-        config = profile_config(args.profile, model=model, **overrides)
-        runner = train_kfold if config.protocol == "kfold" else train_seeds
-        results = runner(config, args.runs_dir, if_exists=args.if_exists)
+    for config in configs:
+        results = train_config(config, args.runs_dir, if_exists=args.if_exists)
         summary = summarize_seeds([r.metrics["test"] for r in results],
                                   ["accuracy", "sensitivity", "specificity", "f1", "roc_auc"])
         for r in results:
             print(f"{r.run_dir}: test AUC {r.metrics['test']['roc_auc']:.3f}")
-        rows.append({"model": model, **{k: f"{v['mean']:.3f} +- {v['std']:.3f}"
-                                        for k, v in summary.items()}})
+        rows.append({"model": config.model, **{k: f"{v['mean']:.3f} +- {v['std']:.3f}"
+                                               for k, v in summary.items()}})
     print(pd.DataFrame(rows).to_string(index=False))
 
 
@@ -88,6 +100,12 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aecnn`` command."""
+    from .config import PROFILE_NAMES
+    from .data.synthetic import CRIC_LAYOUTS
+    from .data.taxonomy import DATASET_NAMES, SCHEMES
+    from .models import MODELS
+    from .runs import IF_EXISTS
+
     parser = argparse.ArgumentParser(prog="aecnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -95,16 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="target folder (default: data/synthetic/n<N>-seed<S>)")
     p.add_argument("--n-per-class", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cric-layout", choices=("official", "cropped"), default="official")
+    p.add_argument("--cric-layout", choices=CRIC_LAYOUTS, default="official")
     p.add_argument("--overwrite", action="store_true", help="regenerate synthetic data")
     p.set_defaults(func=_generate)
 
     for name, func, helptext in (("scan", _scan, "summarise a dataset folder"),
                                  ("cache", _cache, "decode and resize a dataset once")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("dataset", choices=("sipakmed", "herlev", "cric"))
+        p.add_argument("dataset", choices=DATASET_NAMES)
         p.add_argument("root")
-        p.add_argument("--scheme", default="binary", choices=("binary", "three_tier", "native"))
+        p.add_argument("--scheme", default="binary", choices=SCHEMES)
         if name == "cache":
             p.add_argument("--size", type=int, default=224)
             p.add_argument("--cache-dir", default=None)
@@ -112,21 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     p = sub.add_parser("train", help="train and evaluate models under a profile")
-    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "paper"))
-    p.add_argument("--models", nargs="+", default=["aecnn"],
-                   help="aecnn resnet50 efficientnet_b3 mobilenet_v3_small")
+    p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
+    p.add_argument("--models", nargs="+", default=["aecnn"], choices=list(MODELS))
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--seeds", nargs="*", type=int, help="override the profile's seeds")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
-    p.add_argument("--if-exists", default="resume", choices=("resume", "overwrite", "error"))
+    p.add_argument("--if-exists", default="resume", choices=IF_EXISTS)
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE",
-                   help="any config field, e.g. --set lr=0.01 protocol=within train=[herlev]")
+                   help="any config field, e.g. --set lr=0.01 protocol=within train=[herlev] "
+                        "augment.p_noise=0.5 model_kwargs.attention=channel")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("reproduce", help="run the notebooks headless with papermill")
-    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "paper"))
+    p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

@@ -30,31 +30,70 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .data.taxonomy import SCHEMES
+from . import __version__
+from .data.cache import RESIZE_MODES
+from .data.taxonomy import DATASET_NAMES, SCHEMES
 from .data.transforms import AugmentConfig
 from .io import atomic_write_text
+from .losses import LOSS_NAMES, WEIGHT_METHODS
+from .models import MODELS, check_model_kwargs
 
 PROTOCOLS: tuple[str, ...] = ("cross", "within", "kfold")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
+#: Validation metrics that early stopping and checkpoint selection can monitor, and their sense.
 MONITORS: dict[str, str] = {"val_loss": "min", "val_auc": "max", "val_balanced_accuracy": "max",
                             "val_f1": "max"}
-DATASET_NAMES: tuple[str, ...] = ("sipakmed", "herlev", "cric")
+
+
+#: Lower bounds of the numeric fields (image_size: five stride-2 stages need 32 px).
+_MINIMA: dict[str, float] = {
+    "image_size": 32, "cric_crop_size": 8, "epochs": 1, "batch_size": 1, "n_folds": 2,
+    "fold": 0, "warmup_epochs": 0, "patience": 1, "n_boot": 1, "synthetic_per_class": 2,
+    "num_workers": 0, "weight_decay": 0, "momentum": 0, "gamma": 0, "lambda_w": 0,
+    "lambda_f": 0}
 
 
 class ConfigError(ValueError):
     """A run configuration that cannot work; the message names the field and the fix."""
 
 
+#: Scalar field types that values given as text (``--set lr=1e-3``) are converted to.
+_SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    """``value`` as the scalar type ``kind`` of field ``name`` (text converted), or ConfigError."""
+    optional = kind.endswith(" | None")
+    base = kind.removesuffix(" | None")
+    if base not in _SCALARS or (optional and value is None):
+        return value
+    target = _SCALARS[base]
+    if isinstance(value, str) and target in (int, float):
+        try:
+            value = target(value)
+        except ValueError:
+            pass
+    accepted = (int, float) if target is float else target
+    if not isinstance(value, accepted) or (isinstance(value, bool) and target is not bool):
+        raise ConfigError(f"{name}={value!r} is not valid: {name} must be {kind}")
+    return float(value) if target is float else value
+
+
 @dataclass
 class RunConfig:
-    """Everything that defines a training run (see the module docstring for the protocols)."""
+    """Everything that defines a training run (see the module docstring for the protocols).
+
+    Every field is checked by :meth:`validate`; a bad value raises :class:`ConfigError` naming
+    the field, the value and the valid choices.
+    """
 
     profile: str = "custom"
     model: str = "aecnn"
@@ -84,6 +123,7 @@ class RunConfig:
     lambda_w: float = 1.0
     lambda_f: float = 1.0
     gamma: float = 2.0
+    focal_alpha: float | str | None = None
     weight_method: str = "inverse"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     monitor: str = "val_loss"
@@ -104,33 +144,52 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, (str, int)):
                 value = (value,)
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{name}={value!r} is not valid: give a list, e.g. "
+                                  f"{name}=[{'0, 1' if name == 'seeds' else 'herlev'}]")
             setattr(self, name, tuple(value))
+        self.seeds = tuple(_coerce("seeds", "int", s) for s in self.seeds)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
         if isinstance(self.augment, dict):
             aug = dict(self.augment)
             if "noise_std" in aug:
                 aug["noise_std"] = tuple(aug["noise_std"])
-            self.augment = AugmentConfig(**aug)
+            try:
+                self.augment = AugmentConfig(**aug)
+            except (TypeError, ValueError) as exc:
+                known = ", ".join(f.name for f in dataclasses.fields(AugmentConfig))
+                raise ConfigError(f"augment={aug!r} is not valid: {exc} (fields: {known})"
+                                  ) from exc
+        if not isinstance(self.model_kwargs, dict):
+            raise ConfigError(f"model_kwargs={self.model_kwargs!r} is not valid: give a mapping, "
+                              "e.g. model_kwargs={attention: channel}")
         self.validate()
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
         """Raise :class:`ConfigError` for a configuration that cannot run."""
-        from .models import MODELS
-
         def fail(msg: str) -> None:
             raise ConfigError(msg)
 
-        if self.model not in MODELS:
-            fail(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.scheme not in SCHEMES:
-            fail(f"unknown label scheme {self.scheme!r}; choose one of {', '.join(SCHEMES)}")
-        if self.protocol not in PROTOCOLS:
-            fail(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        def choose(name: str, choices: Any, value: Any = None) -> None:
+            value = getattr(self, name) if value is None else value
+            if value not in choices:
+                fail(f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+        for name, choices in (("model", MODELS), ("scheme", SCHEMES), ("protocol", PROTOCOLS),
+                              ("resize_mode", RESIZE_MODES), ("optimizer", OPTIMIZERS),
+                              ("schedule", SCHEDULES), ("loss", LOSS_NAMES),
+                              ("weight_method", WEIGHT_METHODS), ("monitor", MONITORS),
+                              ("profile", (*PROFILE_NAMES, "custom"))):
+            choose(name, choices)
         for role in ("train", "val", "test"):
             for name in getattr(self, role):
-                if name not in DATASET_NAMES:
-                    fail(f"unknown dataset {name!r} in {role}; choose from "
-                         f"{', '.join(DATASET_NAMES)}")
+                choose(role, DATASET_NAMES, name)
+        try:
+            check_model_kwargs(self.model, self.model_kwargs)
+        except (TypeError, ValueError, FileNotFoundError) as exc:
+            fail(f"model_kwargs={self.model_kwargs!r} is not valid for {self.model}: {exc}")
         if not self.train:
             fail("train names no dataset")
         if self.protocol == "cross":
@@ -151,33 +210,51 @@ class RunConfig:
             if len(used) > 1:
                 fail("the 'native' scheme has different classes per dataset; cross-dataset runs "
                      "need scheme='binary' or 'three_tier'")
-        if not 0 < self.val_fraction < 1:
-            fail(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        within_too_big = self.protocol == "within" and self.val_fraction + self.test_fraction >= 1
-        if not 0 < self.test_fraction < 1 or within_too_big:
-            fail(f"test_fraction must be in (0, 1) and val_fraction + test_fraction < 1, got "
+        for name, low in _MINIMA.items():
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= low):
+                fail(f"{name}={value} is not valid: {name} must be >= {low}")
+        for name in ("val_fraction", "test_fraction", "target_sensitivity"):
+            if not 0 < getattr(self, name) < 1:
+                fail(f"{name}={getattr(self, name)} is not valid: it must be in (0, 1)")
+        if not self.lr > 0:
+            fail(f"lr={self.lr} is not valid: it must be > 0")
+        if self.protocol == "within" and self.val_fraction + self.test_fraction >= 1:
+            fail(f"val_fraction + test_fraction must be < 1, got {self.val_fraction} + "
                  f"{self.test_fraction}")
-        if self.n_folds < 2 or not 0 <= self.fold < self.n_folds:
-            fail(f"need n_folds >= 2 and 0 <= fold < n_folds, got {self.n_folds}, {self.fold}")
-        if self.image_size < 32:
-            fail(f"image_size must be >= 32 (five stride-2 stages), got {self.image_size}")
-        if self.epochs < 1 or self.batch_size < 1:
-            fail(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-        if self.optimizer not in OPTIMIZERS:
-            fail(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            fail(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            fail(f"need lr > 0, weight_decay >= 0, 0 <= momentum < 1; got {self.lr}, "
-                 f"{self.weight_decay}, {self.momentum}")
-        if self.monitor not in MONITORS:
-            fail(f"unknown monitor {self.monitor!r}; choose one of {', '.join(MONITORS)}")
-        if self.patience < 1:
-            fail(f"patience must be >= 1, got {self.patience}")
-        if not 0 < self.target_sensitivity < 1:
-            fail(f"target_sensitivity must be in (0, 1), got {self.target_sensitivity}")
+        if self.fold >= self.n_folds or self.warmup_epochs >= self.epochs:
+            fail(f"need fold < n_folds and warmup_epochs < epochs, got fold={self.fold}, "
+                 f"n_folds={self.n_folds}, warmup_epochs={self.warmup_epochs}, "
+                 f"epochs={self.epochs}")
+        if self.momentum >= 1 or self.lambda_w + self.lambda_f == 0:
+            fail(f"need momentum < 1 and lambda_w + lambda_f > 0, got momentum={self.momentum}, "
+                 f"lambda_w={self.lambda_w}, lambda_f={self.lambda_f}")
+        self._validate_focal_alpha()
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            fail(f"device={self.device!r} is not valid; choose one of: auto, cpu, cuda, "
+                 "cuda:N, mps")
         if not self.seeds:
             fail("seeds is empty")
+
+    def _validate_focal_alpha(self) -> None:
+        alpha = self.focal_alpha
+        if alpha is None or alpha == "weights":
+            return
+        if isinstance(alpha, int) and not isinstance(alpha, bool):
+            alpha = self.focal_alpha = float(alpha)
+        if isinstance(alpha, str):
+            try:
+                alpha = self.focal_alpha = float(alpha)
+            except ValueError:
+                alpha = None
+        if not isinstance(alpha, float) or not 0 <= alpha <= 1:
+            raise ConfigError(f"focal_alpha={self.focal_alpha!r} is not valid; choose one of: "
+                              "null (alpha = 1), weights (the class weights of L_w), or a "
+                              "number in [0, 1] (weight of the abnormal class, binary scheme)")
+        if self.scheme != "binary":
+            raise ConfigError(f"focal_alpha={alpha} needs scheme='binary' (a number weights the "
+                              f"abnormal class); scheme is {self.scheme!r}: use focal_alpha="
+                              "weights or null")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -222,16 +299,22 @@ class RunConfig:
             data.pop(key, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
-    def run_id(self) -> str:
-        """``<model>_<protocol-datasets>_s<seed>_<fingerprint>``: stable, so that running the
-        same config again finds (and resumes or reuses) its run folder."""
+    def run_id(self, data_fingerprint: str = "") -> str:
+        """``<model>_<protocol-datasets>_s<seed>_<hash>``: stable, so that running the same
+        config on the same data again finds (and resumes or reuses) its run folder.
+
+        The hash covers :meth:`fingerprint`, ``data_fingerprint`` (the file list and sizes of
+        the cells, :attr:`aecnn_utils.data.prepare.PreparedData.fingerprint`) and the kit's
+        version: changed data or another kit release gets a new folder, never an old run.
+        """
         if self.protocol == "cross":
             where = f"{'+'.join(self.train)}-{'+'.join(self.val)}-{'+'.join(self.test)}"
         elif self.protocol == "within":
             where = f"within-{self.train[0]}"
         else:
             where = f"kfold{self.n_folds}-{self.train[0]}-f{self.fold}"
-        return f"{self.model}_{where}_s{self.seed}_{self.fingerprint()}"
+        key = f"{self.fingerprint()}|{data_fingerprint}|{__version__}"
+        return f"{self.model}_{where}_s{self.seed}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -253,8 +336,13 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+#: The profile names, for the CLI's ``choices=`` and the notebooks.
+PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
+
+
 def profile_config(profile: str, **overrides: Any) -> RunConfig:
     """The named profile's configuration, with ``overrides`` applied."""
     if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        raise ConfigError(f"profile={profile!r} is not valid; choose one of: "
+                          f"{', '.join(PROFILE_NAMES)}")
     return RunConfig.from_dict({"profile": profile, **PROFILES[profile], **overrides})

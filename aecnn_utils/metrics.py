@@ -9,11 +9,10 @@ probabilities, with numpy only, fast enough to be called by the trainer every ep
 * :func:`bootstrap_ci` -- percentile bootstrap confidence intervals over test cells, or a cluster
   bootstrap over slides/patients (``groups=``). Fully vectorised (confusion counts and a tie-aware
   Mann-Whitney AUC per replicate), for binary and multi-class inputs alike.
-* :func:`threshold_for_sensitivity` and :func:`threshold_youden` -- operating points chosen on
-  the *validation* set (Herlev in the paper) and applied unchanged to the *test* set (CRIC);
-  choosing a threshold on the test set itself would bias every test metric upwards.
+* :func:`threshold_for_sensitivity` -- the operating point chosen on the *validation* set
+  (Herlev in the paper) and applied unchanged to the *test* set (CRIC); choosing a threshold on
+  the test set itself would bias every test metric upwards.
 * :func:`summarize_seeds` and :func:`format_mean_std` -- mean +- std across independent runs.
-* :func:`metrics_table` -- a tidy ``pandas.DataFrame`` (one row per model) for Table 2.
 * :func:`roc_points` -- ROC curve coordinates for the ROC figure.
 
 Conventions
@@ -40,7 +39,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import roc_curve
 
 __all__ = [
@@ -52,11 +50,9 @@ __all__ = [
     "bootstrap_ci",
     "classification_metrics",
     "format_mean_std",
-    "metrics_table",
     "roc_points",
     "summarize_seeds",
     "threshold_for_sensitivity",
-    "threshold_youden",
 ]
 
 #: Scalar metrics of :func:`classification_metrics` that :func:`bootstrap_ci` accepts (C == 2).
@@ -528,31 +524,6 @@ def threshold_for_sensitivity(y_true: Any, p_pos: Any, target: float = 0.95) -> 
     return float(pos_scores[k])
 
 
-def threshold_youden(y_true: Any, p_pos: Any) -> float:
-    """Threshold maximising Youden's J = sensitivity + specificity - 1 (predict ``p_pos >= t``).
-
-    Candidates are the observed scores; among equally good ones the largest (most specific)
-    threshold is returned. Choose it on the validation set and apply it unchanged to the test
-    set.
-
-    Raises:
-        ValueError: on bad inputs or when ``y_true`` lacks positives or negatives.
-    """
-    y, p = _validate_scores(y_true, p_pos)
-    n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("Youden's J needs both positive and negative cases in y_true")
-    order = np.argsort(-p, kind="stable")
-    scores = p[order]
-    labels = y[order]
-    last_of_value = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), scores.size - 1]
-    tpr = np.cumsum(labels)[last_of_value] / n_pos
-    fpr = np.cumsum(1 - labels)[last_of_value] / n_neg
-    best = int(np.argmax(tpr - fpr))
-    return float(scores[last_of_value[best]])
-
-
 def roc_points(y_true: Any, p_pos: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(fpr, tpr, thresholds)`` of the ROC curve (``sklearn.metrics.roc_curve``).
 
@@ -620,50 +591,3 @@ def format_mean_std(mean: float, std: float, digits: int = 2, percent: bool = Tr
     if std is None or not math.isfinite(std):
         return text
     return f"{text} ± {std * scale:.{digits}f}"
-
-
-def _table_cells(metric: str, entry: Any, scale: float) -> dict[str, float]:
-    """Columns of one (model, metric) entry: a float, a CI dict or a seed summary."""
-    if isinstance(entry, Mapping):
-        if "value" in entry:
-            keys = {"value": metric, "low": f"{metric}_low", "high": f"{metric}_high"}
-        elif "mean" in entry:
-            keys = {"mean": metric, "std": f"{metric}_std"}
-        else:
-            raise ValueError(
-                f"metric {metric!r}: expected a number, a {{'value', 'low', 'high'}} dict or a "
-                f"{{'mean', 'std'}} dict, got keys {sorted(entry)}"
-            )
-        return {col: float(entry[k]) * scale for k, col in keys.items() if k in entry}
-    if not _is_number(entry):
-        raise ValueError(f"metric {metric!r}: expected a number, got {entry!r}")
-    return {metric: float(entry) * scale}
-
-
-def metrics_table(
-    per_model: Mapping[str, Mapping[str, Any]],
-    metrics: Sequence[str] = TABLE_METRICS,
-    percent: bool = True,
-    fraction_metrics: Sequence[str] = ("roc_auc",),
-) -> pd.DataFrame:
-    """One row per model, one column per metric (Table 2 of the paper).
-
-    Each ``per_model[model][metric]`` may be a number, a :func:`bootstrap_ci` entry
-    (``{"value", "low", "high"}`` -> columns ``metric``, ``metric_low``, ``metric_high``) or a
-    :func:`summarize_seeds` entry (``{"mean", "std"}`` -> ``metric``, ``metric_std``). A metric
-    missing for a model is NaN. With ``percent`` values are multiplied by 100, except the
-    ``fraction_metrics`` (AUC, reported as a fraction such as 0.986 in the paper).
-    """
-    rows: dict[str, dict[str, float]] = {}
-    for model, results in per_model.items():
-        row: dict[str, float] = {}
-        for m in metrics:
-            scale = 100.0 if percent and m not in fraction_metrics else 1.0
-            row.update(_table_cells(m, results.get(m, float("nan")), scale))
-        rows[str(model)] = row
-    present = {col for row in rows.values() for col in row}
-    suffixes = ("", "_low", "_high", "_std")
-    columns = [m + s for m in metrics for s in suffixes if m + s in present or s == ""]
-    table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns)
-    table.index.name = "model"
-    return table.astype(np.float64)

@@ -13,9 +13,9 @@ import seaborn as sns
 
 from .data.cache import load_cell, row_box, square_resize
 from .data.explore import sample_rows
+from .data.taxonomy import DATASET_LABELS
 from .io import atomic_path
-
-DATASET_LABELS = {"sipakmed": "SIPaKMeD", "herlev": "Herlev", "cric": "CRIC"}
+from .models import MODEL_LABELS
 
 
 def set_style() -> None:
@@ -180,8 +180,6 @@ def plot_attention_maps(images: Sequence[np.ndarray],
     return fig
 
 
-MODEL_LABELS = {"aecnn": "AECNN (ours)", "resnet50": "ResNet-50",
-                "efficientnet_b3": "EfficientNet-B3", "mobilenet_v3_small": "MobileNetV3-Small"}
 
 
 def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:

@@ -16,8 +16,11 @@ import pandas as pd
 
 from . import metrics as M
 from .config import RunConfig
+from .data.prepare import PreparedData
+from .data.taxonomy import DATASET_LABELS
 from .io import atomic_write_text
-from .train import PreparedData, RunResult, evaluate_checkpoint, results_table
+from .models import MODEL_LABELS
+from .runs import RunResult, evaluate_checkpoint, results_table
 
 #: Table 2 of the paper ("Performance comparison across models (mean values)"); percent, AUC as
 #: a fraction. Reported numbers, not ours.
@@ -33,8 +36,6 @@ PAPER_TABLE2: dict[str, dict[str, float]] = {
 METRIC_LABELS: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision",
                                  "recall": "Recall", "specificity": "Specificity",
                                  "f1": "F1-Score", "roc_auc": "AUC"}
-MODEL_LABELS: dict[str, str] = {"resnet50": "ResNet-50", "efficientnet_b3": "EfficientNet-B3",
-                                "aecnn": "AECNN", "mobilenet_v3_small": "MobileNetV3-Small"}
 
 
 class IncomparableRuns(ValueError):
@@ -136,8 +137,7 @@ def accuracy_by_dataset(results: dict[str, Sequence[RunResult]], data: PreparedD
     labels = {}
     for part in ("train", "val", "test"):
         names = "+".join(dict.fromkeys(data.caches[part].frame["dataset"]))
-        pretty = "+".join({"sipakmed": "SIPaKMeD", "herlev": "Herlev", "cric": "CRIC"}.get(n, n)
-                          for n in names.split("+"))
+        pretty = "+".join(DATASET_LABELS.get(n, n) for n in names.split("+"))
         labels[part] = f"{pretty} ({part})"
     rows = []
     for model, runs in results.items():

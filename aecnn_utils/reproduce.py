@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import PROFILE_NAMES, ConfigError
 from .data.sources import project_dir
-
-PROFILES: tuple[str, ...] = ("smoke", "cpu", "paper")
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,9 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if profile not in PROFILE_NAMES:
+        raise ConfigError(f"profile={profile!r} is not valid; choose one of: "
+                          f"{', '.join(PROFILE_NAMES)}")
     root = project_dir()
     runs_dir = Path(runs_dir or root / "runs")
     figures_dir = Path(figures_dir or root / "figures")

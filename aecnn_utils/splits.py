@@ -63,7 +63,9 @@ def grouped_split(df: pd.DataFrame, fraction: float, seed: int,
     """
     if not 0 < fraction < 1:
         raise ConfigError(f"split fraction must be in (0, 1), got {fraction}")
-    n_folds = min(resolution, df["patient_or_slide"].nunique())
+    # StratifiedGroupKFold needs at least one class with a member in every fold
+    n_folds = min(resolution, df["patient_or_slide"].nunique(),
+                  int(df["label"].value_counts().max()))
     folds = group_folds(df, n_folds, seed)
     take = min(n_folds - 1, max(1, round(fraction * n_folds)))
     mask = folds < take

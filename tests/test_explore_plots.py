@@ -14,7 +14,6 @@ from aecnn_utils.data.errors import DatasetNotFoundError
 from aecnn_utils.data.explore import (
     image_statistics,
     label_counts,
-    montage,
     sample_rows,
     summarize_statistics,
 )
@@ -65,13 +64,6 @@ def test_image_statistics_measure_real_pixels(synthetic_root: Path) -> None:
     assert stats[["mean_r", "mean_g", "mean_b"]].stack().between(0, 255).all()
     table = summarize_statistics(stats)
     assert table["n"].sum() == 12
-
-
-def test_montage_layout() -> None:
-    tiles = [np.full((4, 5, 3), i, np.uint8) for i in range(5)]
-    canvas = montage(tiles, ncols=2, pad=1)
-    assert canvas.shape == (3 * 5 + 1, 2 * 6 + 1, 3)
-    assert (canvas[1:5, 7:12] == 1).all() and (canvas[11:15, 1:6] == 4).all()
 
 
 def test_figures_are_written_as_png_and_pdf(synthetic_root: Path, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import time
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import (
     accuracy_score,
@@ -27,11 +26,9 @@ from aecnn_utils.metrics import (
     bootstrap_ci,
     classification_metrics,
     format_mean_std,
-    metrics_table,
     roc_points,
     summarize_seeds,
     threshold_for_sensitivity,
-    threshold_youden,
 )
 
 # --------------------------------------------------------------------------- data
@@ -408,26 +405,6 @@ def test_threshold_for_sensitivity_errors() -> None:
         threshold_for_sensitivity([0, 1], [0.1, 1.2])
 
 
-def test_threshold_youden_hand_made() -> None:
-    y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
-    p = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.8])
-    # t=0.35: TPR 4/4, FPR 1/4 -> J=0.75; t=0.6: TPR 3/4, FPR 0 -> J=0.75 (tie: larger wins)
-    # t=0.4: TPR 3/4, FPR 1/4 -> J=0.5
-    assert threshold_youden(y, p) == 0.6
-    y2 = np.array([0, 0, 1, 0, 1, 1])
-    p2 = np.array([0.1, 0.3, 0.4, 0.45, 0.5, 0.9])
-    t = threshold_youden(y2, p2)
-
-    def youden(thr: float) -> float:
-        pred = p2 >= thr
-        return pred[y2 == 1].mean() - pred[y2 == 0].mean()
-
-    assert t == 0.4
-    assert youden(t) == pytest.approx(max(youden(c) for c in p2))
-    with pytest.raises(ValueError, match="both"):
-        threshold_youden([1, 1], [0.2, 0.3])
-
-
 def test_roc_points_matches_sklearn() -> None:
     y, probs = _binary(n=200, seed=12)
     fpr, tpr, thr = roc_points(y, probs[:, 1])
@@ -471,30 +448,3 @@ def test_format_mean_std() -> None:
     assert format_mean_std(0.93871, 0.00412) == "93.87 ± 0.41"
     assert format_mean_std(0.986, 0.0021, digits=3, percent=False) == "0.986 ± 0.002"
     assert format_mean_std(0.9, float("nan")) == "90.00"
-
-
-def test_metrics_table() -> None:
-    y, probs = _binary(n=200, seed=14)
-    per_model = {
-        "AECNN": bootstrap_ci(y, probs, n_boot=100),
-        "ResNet-50": {"accuracy": 0.9218, "precision": 0.9144, "roc_auc": 0.942},
-        "EfficientNet-B3": summarize_seeds([{"accuracy": 0.94}, {"accuracy": 0.95}]),
-    }
-    table = metrics_table(per_model)
-    assert isinstance(table, pd.DataFrame)
-    assert list(table.index) == ["AECNN", "ResNet-50", "EfficientNet-B3"]
-    assert list(table.columns[:4]) == ["accuracy", "accuracy_low", "accuracy_high", "accuracy_std"]
-    assert table.loc["ResNet-50", "accuracy"] == pytest.approx(92.18)
-    assert table.loc["ResNet-50", "roc_auc"] == pytest.approx(0.942)  # AUC stays a fraction
-    assert math.isnan(table.loc["ResNet-50", "f1"])
-    aecnn = per_model["AECNN"]
-    assert table.loc["AECNN", "f1_low"] == pytest.approx(100 * aecnn["f1"]["low"])
-    assert table.loc["AECNN", "roc_auc_high"] == pytest.approx(aecnn["roc_auc"]["high"])
-    assert table.loc["EfficientNet-B3", "accuracy"] == pytest.approx(94.5)
-    assert table.loc["EfficientNet-B3", "accuracy_std"] == pytest.approx(
-        100 * np.std([0.94, 0.95], ddof=1)
-    )
-    raw = metrics_table({"m": {"accuracy": 0.5}}, metrics=["accuracy"], percent=False)
-    assert list(raw.columns) == ["accuracy"] and raw.loc["m", "accuracy"] == 0.5
-    with pytest.raises(ValueError, match="expected"):
-        metrics_table({"m": {"accuracy": "high"}}, metrics=["accuracy"])

@@ -18,14 +18,15 @@ from aecnn_utils.data import synthetic
 from aecnn_utils.data.synthetic import (
     CLASSES,
     CRIC_CSV_COLUMNS,
-    DATASETS,
     HERLEV_MASK_COLORS,
     MARKER_NAME,
     SYNTHETIC_NOTICE,
     generate_all,
     generate_dataset,
     is_synthetic,
+    layouts,
 )
+from aecnn_utils.data.taxonomy import DATASET_NAMES
 
 FIELD = (320, 240)
 N = 7
@@ -52,7 +53,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # ----------------------------------------------------------------------------- layouts
 def test_generate_all_returns_marked_roots(data: dict[str, Path]) -> None:
     parent = data["sipakmed"].parent
-    for name in DATASETS:
+    for name in DATASET_NAMES:
         assert data[name] == parent / name
         assert is_synthetic(data[name])
         text = (data[name] / MARKER_NAME).read_text()
@@ -207,7 +208,7 @@ def test_readers_parse_the_generated_layouts(data: dict[str, Path]) -> None:
 
 
 # ----------------------------------------------------------------------------- determinism
-@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("name", DATASET_NAMES)
 def test_same_seed_is_byte_identical_and_other_seed_differs(tmp_path: Path, name: str) -> None:
     a = generate_dataset(name, tmp_path / "a", 3, seed=5, field_size=FIELD)
     b = generate_dataset(name, tmp_path / "b", 3, seed=5, field_size=FIELD)
@@ -285,7 +286,7 @@ def test_other_parameters_need_overwrite(tmp_path: Path) -> None:
 
 def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
-    real_encode = synthetic._encode
+    real_encode = layouts._encode
 
     def failing_encode(path: Path, img: np.ndarray) -> None:
         calls["n"] += 1
@@ -293,7 +294,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
             raise KeyboardInterrupt
         real_encode(path, img)
 
-    monkeypatch.setattr(synthetic, "_encode", failing_encode)
+    monkeypatch.setattr(layouts, "_encode", failing_encode)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset("herlev", tmp_path / "herlev", 3)
     assert list(tmp_path.iterdir()) == []
@@ -319,12 +320,15 @@ def test_bad_parameters(tmp_path: Path, kwargs: dict, message: str) -> None:
 
 
 def test_module_does_not_import_torch() -> None:
-    tree = ast.parse(Path(synthetic.__file__).read_text())
-    modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-               for a in n.names}
-    modules |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
-                if isinstance(n, ast.ImportFrom)}
-    assert "torch" not in modules and "torchvision" not in modules
+    files = sorted(Path(synthetic.__file__).parent.glob("*.py"))  # every module of the package
+    assert len(files) > 1
+    for path in files:
+        tree = ast.parse(path.read_text())
+        modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                   for a in n.names}
+        modules |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                    if isinstance(n, ast.ImportFrom)}
+        assert "torch" not in modules and "torchvision" not in modules, path.name
 
 
 # ----------------------------------------------------------------------------- morphology
@@ -371,3 +375,21 @@ def test_nucleus_to_cytoplasm_ratio_grows_with_grade(data: dict[str, Path]) -> N
             per_cell.append(n / (n + c))
         ratios.append(float(np.mean(per_cell)))
     assert ratios == sorted(ratios), dict(zip(order, ratios, strict=True))
+
+
+def test_every_class_is_drawn_as_its_own_cell_type() -> None:
+    """Normal classes are drawn from normal archetypes only, abnormal classes from abnormal ones
+    (generator version 1 drew SIPaKMeD's rows in reverse class order)."""
+    from aecnn_utils.data.synthetic.styles import _CLASS_ARCHETYPES
+    from aecnn_utils.data.taxonomy import map_label
+
+    normal = {"superficial", "intermediate", "parabasal", "metaplastic", "columnar"}
+    for dataset in DATASET_NAMES:
+        assert list(_CLASS_ARCHETYPES[dataset]) == list(CLASSES[dataset])
+        for cls, mixture in _CLASS_ARCHETYPES[dataset].items():
+            drawn_normal = set(mixture) <= normal
+            assert drawn_normal == (map_label(dataset, cls, "binary") == "normal"), (dataset, cls)
+    sipakmed = _CLASS_ARCHETYPES["sipakmed"]
+    assert set(sipakmed["Koilocytotic"]) == {"koilocyte"}
+    assert set(sipakmed["Dyskeratotic"]) == {"dyskeratotic"}
+    assert set(sipakmed["Parabasal"]) == {"parabasal"}

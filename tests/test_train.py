@@ -6,23 +6,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from aecnn_utils.config import profile_config
 from aecnn_utils.data.errors import DatasetNotFoundError
+from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.synthetic import generate_all
-from aecnn_utils.train import (
-    RunInterrupted,
-    TrainingDiverged,
-    collect_runs,
-    evaluate_checkpoint,
-    load_run,
-    lr_factor,
-    prepare_data,
-    train_run,
-)
+from aecnn_utils.runs import evaluate_checkpoint, load_run
+from aecnn_utils.train import RunInterrupted, TrainingDiverged, lr_factor, train_run
 
 
 @pytest.fixture(scope="module")
@@ -48,43 +42,67 @@ def test_lr_schedule_is_cosine_from_base_to_zero() -> None:
     assert lr_factor(70, 100, 0, "constant") == 1.0
 
 
-def test_smoke_training_learns(learnable_root: Path, tmp_path: Path, cache_dir: Path) -> None:
-    result = train_run(_within(learnable_root), tmp_path, cache_dir=cache_dir, progress=False)
+@pytest.fixture(scope="module")
+def learned(learnable_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One 10-epoch smoke run shared by the tests below (each checks one thing)."""
+    runs, cache = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache")
+    result = train_run(_within(learnable_root), runs, cache_dir=cache, progress=False)
+    return {"result": result, "runs": runs, "cache": cache}
+
+
+def test_smoke_training_learns(learned: dict) -> None:
+    result = learned["result"]
     h = result.history
     assert len(h) == 10
     assert h["train_loss"].iloc[-3:].mean() < h["train_loss"].iloc[:2].mean()
     m = result.metrics
     assert m["synthetic"] and "not the paper's numbers" in m["data"]
     assert m["test"]["roc_auc"] > 0.75 and m["test"]["balanced_accuracy"] > 0.6  # chance: 0.5
+
+
+def test_intervals_and_validation_threshold(learned: dict) -> None:
+    m = learned["result"].metrics
     for name, ci in m["test_ci"].items():
         if ci["value"] is not None:
             assert ci["low"] <= ci["value"] <= ci["high"], name
     t = m["threshold"]
     assert t["val"]["sensitivity"] >= 0.95 and 0 <= t["value"] <= 1
     assert set(t["test"]) >= {"sensitivity", "specificity"}
+
+
+def test_run_folder_is_complete(learned: dict) -> None:
+    result = learned["result"]
     files = {p.name for p in result.run_dir.iterdir()}
     assert files >= {"config.yaml", "norm.json", "splits.csv", "history.csv", "best.pt",
                      "last.pt", "metrics.json", "predictions_val.csv", "predictions_test.csv"}
     assert not [f for f in files if f.endswith(".tmp")]
     json.loads((result.run_dir / "metrics.json").read_text())  # strict JSON
-    preds = __import__("pandas").read_csv(result.run_dir / "predictions_test.csv")
-    assert len(preds) == m["sizes"]["test"]
+    preds = pd.read_csv(result.run_dir / "predictions_test.csv")
+    assert len(preds) == result.metrics["sizes"]["test"]
     np.testing.assert_allclose(preds[["prob_normal", "prob_abnormal"]].sum(axis=1), 1, atol=1e-5)
-    # the best checkpoint reproduces the stored test predictions
-    data = prepare_data(_within(learnable_root), cache_dir, progress=False)
+
+
+def test_best_checkpoint_reproduces_stored_predictions(learned: dict,
+                                                       learnable_root: Path) -> None:
+    result = learned["result"]
+    preds = pd.read_csv(result.run_dir / "predictions_test.csv")
+    data = prepare_data(_within(learnable_root), learned["cache"], progress=False)
+    assert result.metrics["data_fingerprint"] == data.fingerprint
+    assert result.run_dir.name == _within(learnable_root).run_id(data.fingerprint)
     y, probs = evaluate_checkpoint(result, data, "test", device="cpu")
     np.testing.assert_array_equal(y, preds["label"].to_numpy())
     np.testing.assert_allclose(probs[:, 1], preds["prob_abnormal"], atol=1e-5)
     with pytest.raises(ValueError, match="unknown split 'holdout'"):
         evaluate_checkpoint(result, data, "holdout")
-    # a finished run is reused, not retrained, and not overwritten silently
-    again = train_run(_within(learnable_root), tmp_path, cache_dir=cache_dir, progress=False)
+
+
+def test_finished_run_is_reused_never_overwritten(learned: dict, learnable_root: Path) -> None:
+    result, runs, cache = learned["result"], learned["runs"], learned["cache"]
+    again = train_run(_within(learnable_root), runs, cache_dir=cache, progress=False)
     assert again.reused and again.metrics == load_run(result.run_dir).metrics
     with pytest.raises(FileExistsError, match="already finished"):
-        train_run(_within(learnable_root), tmp_path, if_exists="error", progress=False)
-    table = collect_runs(tmp_path, profile="smoke")
-    assert len(table) == 1 and table.loc[0, "test_roc_auc"] == m["test"]["roc_auc"]
-    assert table.loc[0, "test_roc_auc_low"] <= table.loc[0, "test_roc_auc"]
+        train_run(_within(learnable_root), runs, cache_dir=cache, if_exists="error",
+                  progress=False)
 
 
 def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path,
@@ -99,7 +117,7 @@ def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path
 
     with pytest.raises(RunInterrupted):
         train_run(config, tmp_path / "b", data=data, progress=False, callbacks=[stop_after_two])
-    run_b = tmp_path / "b" / config.profile / config.run_id()
+    run_b = tmp_path / "b" / config.profile / config.run_id(data.fingerprint)
     assert (run_b / "last.pt").is_file() and not (run_b / "metrics.json").exists()
     resumed = train_run(config, tmp_path / "b", data=data, progress=False)
     assert resumed.resumed_from_epoch == 2
@@ -111,6 +129,45 @@ def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path
     assert straight.history.drop(columns=["train_seconds", "train_images_per_s"]).equals(
         resumed.history.drop(columns=["train_seconds", "train_images_per_s"]))
     assert resumed.metrics["test"] == straight.metrics["test"]
+
+
+def test_kill_between_checkpoint_and_history_loses_no_row(
+        learnable_root: Path, tmp_path: Path, cache_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import aecnn_utils.train as train_module
+
+    config = _within(learnable_root, epochs=3, synthetic_per_class=24)
+    data = prepare_data(config, cache_dir, progress=False)
+    straight = train_run(config, tmp_path / "a", data=data, progress=False)
+    real_write = train_module.write_history
+
+    def killed_at_epoch_2(run_dir: Path, history: list) -> Path:
+        if len(history) == 2:
+            raise KeyboardInterrupt  # after last.pt of epoch 2, before its history.csv
+        return real_write(run_dir, history)
+
+    monkeypatch.setattr(train_module, "write_history", killed_at_epoch_2)
+    with pytest.raises(RunInterrupted):
+        train_run(config, tmp_path / "b", data=data, progress=False)
+    run_b = tmp_path / "b" / config.profile / config.run_id(data.fingerprint)
+    assert len(pd.read_csv(run_b / "history.csv")) == 1
+    monkeypatch.setattr(train_module, "write_history", real_write)
+    resumed = train_run(config, tmp_path / "b", data=data, progress=False)
+    assert resumed.resumed_from_epoch == 2
+    assert resumed.history["epoch"].tolist() == [1, 2, 3]
+    timing = ["train_seconds", "train_images_per_s"]
+    assert straight.history.drop(columns=timing).equals(resumed.history.drop(columns=timing))
+
+
+def test_changed_data_gets_a_new_run(tmp_path: Path, cache_dir: Path) -> None:
+    generate_all(tmp_path / "data", n_per_class=6, seed=2, field_size=(320, 240))
+    config = _within(tmp_path / "data", epochs=1)
+    first = train_run(config, tmp_path / "runs", cache_dir=cache_dir, progress=False)
+    sorted((tmp_path / "data" / "sipakmed").rglob("CROPPED/*.bmp"))[0].unlink()
+    second = train_run(config, tmp_path / "runs", cache_dir=cache_dir, progress=False)
+    assert not second.reused and second.run_dir != first.run_dir
+    assert second.metrics["data_fingerprint"] != first.metrics["data_fingerprint"]
+    assert train_run(config, tmp_path / "runs", cache_dir=cache_dir, progress=False).reused
 
 
 def test_keyboard_interrupt_becomes_resumable(learnable_root: Path, tmp_path: Path,
@@ -148,7 +205,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(
                         lambda *a, **k: _NaNAfterFirstEpoch(real_build(*a, **k)))
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 0.*last\.pt"):
         train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
-    run_dir = tmp_path / config.profile / config.run_id()
+    run_dir = next((tmp_path / config.profile).iterdir())
     ckpt = torch.load(run_dir / "last.pt", weights_only=True)
     assert ckpt["state"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())

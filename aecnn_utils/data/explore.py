@@ -72,17 +72,3 @@ def summarize_statistics(stats: pd.DataFrame) -> pd.DataFrame:
                  mean_g=("mean_g", "mean"), mean_b=("mean_b", "mean"),
                  dark_fraction=("dark_fraction", "mean"))
             .round(2).reset_index())
-
-
-def montage(images: list[np.ndarray], ncols: int, pad: int = 2, fill: int = 255) -> np.ndarray:
-    """Tile equally sized RGB images into one array, ``ncols`` per row."""
-    if not images:
-        raise ValueError("no images to tile")
-    h, w = images[0].shape[:2]
-    nrows = -(-len(images) // ncols)
-    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), fill, np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, ncols)
-        canvas[pad + r * (h + pad): pad + r * (h + pad) + h,
-               pad + c * (w + pad): pad + c * (w + pad) + w] = im
-    return canvas

@@ -14,26 +14,21 @@ from .cache import CachedImages
 
 
 class CellDataset(Dataset):
-    """Cells of a :class:`CachedImages` array (or a subset) with an albumentations transform.
+    """Cells of a :class:`CachedImages` array with an albumentations transform.
 
     Items are ``(image, label)``: a ``3 x S x S`` float tensor and an ``int`` label.
     """
 
-    def __init__(self, cached: CachedImages, transform: Callable | None = None,
-                 indices: Sequence[int] | None = None) -> None:
+    def __init__(self, cached: CachedImages, transform: Callable | None = None) -> None:
         self.cached = cached
         self.transform = transform
-        self.indices = (np.arange(len(cached)) if indices is None
-                        else np.asarray(indices, dtype=np.int64))
-        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= len(cached)):
-            raise IndexError(f"indices out of range for a cache of {len(cached)} images")
-        self.labels = cached.frame["label"].to_numpy()[self.indices]
+        self.labels = cached.frame["label"].to_numpy()
 
     def __len__(self) -> int:
-        return int(self.indices.size)
+        return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image = np.asarray(self.cached.array()[self.indices[i]])
+        image = np.asarray(self.cached.array()[i])
         if self.transform is not None:
             tensor = self.transform(image=image)["image"]
         else:

@@ -81,7 +81,8 @@ def resolve_data_source(data_root: str | Path | None = None, *, n_per_class: int
                 "holding sipakmed/, herlev/ and/or cric/ (see data/README.md).")
     else:
         root = synthetic_root(n_per_class, seed)
-        generate_all(root, n_per_class=n_per_class, seed=seed)
+        # the kit's own folder: data of another generator version is replaced
+        generate_all(root, n_per_class=n_per_class, seed=seed, overwrite=True)
     datasets = {name: root / name for name in READERS if (root / name).is_dir()}
     if not datasets:
         raise DatasetNotFoundError(

@@ -89,6 +89,8 @@ MAPPINGS: tuple[LabelMapping, ...] = (
 )
 
 DATASET_NAMES: tuple[str, ...] = tuple(dict.fromkeys(m.dataset for m in MAPPINGS))
+#: Display names of the datasets, for tables and figures.
+DATASET_LABELS: dict[str, str] = {"sipakmed": "SIPaKMeD", "herlev": "Herlev", "cric": "CRIC"}
 
 
 def _check_dataset(dataset: str) -> None:

@@ -88,11 +88,6 @@ class NormStats:
             raise ValueError(f"normalisation statistics need 'mean' and 'std', got {data!r}")
         return cls(tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"]))
 
-    @classmethod
-    def imagenet(cls) -> NormStats:
-        """ImageNet statistics, for models started from ImageNet weights."""
-        return cls((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-
 
 def compute_norm_stats(images: np.ndarray, indices: np.ndarray | None = None,
                        chunk: int = 512) -> NormStats:

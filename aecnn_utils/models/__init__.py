@@ -31,7 +31,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "efficientnet_b3": efficientnet_b3,
     "mobilenet_v3_small": mobilenet_v3_small,
 }
-PAPER_MODELS: tuple[str, ...] = ("resnet50", "efficientnet_b3", "aecnn")
+#: Display names of the models, for tables and figures.
+MODEL_LABELS: dict[str, str] = {"aecnn": "AECNN", "resnet50": "ResNet-50",
+                                "efficientnet_b3": "EfficientNet-B3",
+                                "mobilenet_v3_small": "MobileNetV3-Small"}
 
 
 def build_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
@@ -41,6 +44,13 @@ def build_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Raise ``TypeError``/``ValueError`` if ``build_model(name, **kwargs)`` would fail (the
+    model is built once, on the CPU, only when ``kwargs`` is not empty)."""
+    if kwargs:
+        build_model(name, **kwargs)
 
 
 def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu"
@@ -70,7 +80,7 @@ __all__ = [
     "ATTENTION_MODES",
     "DEFAULT_STAGES",
     "MODELS",
-    "PAPER_MODELS",
+    "MODEL_LABELS",
     "AttentionFusion",
     "ChannelAttention",
     "DepthwiseSeparableConv",
@@ -79,6 +89,7 @@ __all__ = [
     "aecnn",
     "attention_maps",
     "build_model",
+    "check_model_kwargs",
     "complexity_table",
     "count_macs",
     "count_params",

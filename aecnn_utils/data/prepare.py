@@ -1,0 +1,100 @@
+"""The data of one run config: read, split, decoded once (cached) and normalised.
+
+:func:`prepare_data` is what the trainer, the notebooks and the evaluation share, so that every
+model of a comparison sees exactly the same cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig
+from ..losses import class_counts
+from ..splits import Splits, make_splits
+from . import taxonomy
+from .cache import CachedImages, cache_images
+from .readers import scan_dataset
+from .sources import DataSource, resolve_data_source
+from .transforms import NormStats, compute_norm_stats
+
+#: The config fields that decide which cells go where, at which size.
+DATA_FIELDS: tuple[str, ...] = (
+    "data_root", "scheme", "protocol", "train", "val", "test", "val_fraction", "test_fraction",
+    "n_folds", "fold", "split_seed", "image_size", "resize_mode", "cric_crop_size",
+    "synthetic_per_class")
+
+
+def data_key(config: RunConfig) -> tuple:
+    """The values of :data:`DATA_FIELDS` in ``config``."""
+    return tuple(getattr(config, f) for f in DATA_FIELDS)
+
+
+@dataclass
+class PreparedData:
+    """Splits of a config, decoded once, with the training-set normalisation."""
+
+    source: DataSource
+    splits: Splits
+    caches: dict[str, CachedImages]
+    norm: NormStats
+    class_names: tuple[str, ...]
+    key: tuple = ()
+    fingerprint: str = ""
+
+    @property
+    def train_counts(self) -> torch.Tensor:
+        """Cells per class in the training set."""
+        return class_counts(self.caches["train"].frame["label"].to_numpy(),
+                            len(self.class_names))
+
+    def check_matches(self, config: RunConfig) -> None:
+        """Refuse data prepared for a config that differs in a :data:`DATA_FIELDS` field."""
+        from ..config import ConfigError
+
+        changed = [f for f, a, b in zip(DATA_FIELDS, self.key, data_key(config), strict=True)
+                   if a != b]
+        if changed:
+            raise ConfigError(f"the data passed was prepared for another config (differs in "
+                              f"{', '.join(changed)}); call prepare_data(config) for this one")
+
+
+def data_fingerprint(splits: Splits) -> str:
+    """A cheap fingerprint of the cells: split, dataset, label, file name and size of each.
+
+    Moving the data folder keeps it; adding, removing, relabelling or replacing a file changes it.
+    """
+    h = hashlib.sha256()
+    for part in ("train", "val", "test"):
+        frame = getattr(splits, part)
+        for row in frame[["dataset", "label", "path"]].itertuples(index=False):
+            try:
+                size = os.stat(row.path).st_size
+            except OSError:
+                size = -1
+            h.update(f"{part}|{row.dataset}|{row.label}|{Path(row.path).name}|{size}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def prepare_data(config: RunConfig, cache_dir: str | Path | None = None,
+                 progress: bool = True) -> PreparedData:
+    """Read, split, decode (cached) and normalise the data ``config`` asks for."""
+    source = resolve_data_source(config.data_root, n_per_class=config.synthetic_per_class)
+    names = dict.fromkeys(config.train + (config.val + config.test
+                                          if config.protocol == "cross" else ()))
+    frames = {}
+    for name in names:
+        kwargs = {"crop_size": config.cric_crop_size} if name == "cric" else {}
+        frames[name] = scan_dataset(name, source.path(name), scheme=config.scheme, **kwargs)
+    splits = make_splits(config, frames)
+    caches = {part: cache_images(getattr(splits, part), config.image_size, cache_dir,
+                                 resize_mode=config.resize_mode, progress=progress)
+              for part in ("train", "val", "test")}
+    norm = compute_norm_stats(caches["train"].array())
+    class_names = taxonomy.class_names(config.scheme, config.train[0])
+    return PreparedData(source, splits, caches, norm, class_names, data_key(config),
+                        data_fingerprint(splits))
