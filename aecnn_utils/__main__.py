@@ -91,6 +91,28 @@ def _train(args: argparse.Namespace) -> None:
     print(pd.DataFrame(rows).to_string(index=False))
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from .external import evaluate_run, summary_line
+
+    result = evaluate_run(args.run, args.dataset, args.root, args.out, device=args.device,
+                          on_error=args.on_error)
+    print(summary_line(result))
+
+
+def _tune(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .tune import tune
+
+    overrides = parse_overrides(args.set or [])
+    if args.data_root is not None:
+        overrides["data_root"] = args.data_root
+    table = tune(args.profile, args.models, args.lrs, args.runs_dir, write=not args.dry_run,
+                 **overrides)
+    with pd.option_context("display.width", 160):
+        print(table.to_string(index=False))
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import run_notebooks
 
@@ -142,6 +164,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any config field, e.g. --set lr=0.01 protocol=within train=[herlev] "
                         "augment.p_noise=0.5 model_kwargs.attention=channel")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="score a finished run on a dataset folder (a lab's own "
+                                        "cells, or cells the kit never saw)")
+    p.add_argument("run", help="run folder (runs/<profile>/<run-id>) or its best.pt")
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--root", required=True, help="the dataset's folder, in its published layout")
+    p.add_argument("--out", default=None, help="output folder (default: <run>/evaluate/...)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--on-error", choices=("raise", "warn"), default="raise",
+                   help="unreadable images: stop, or skip them with a warning")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("tune", help="learning-rate grid per model, chosen on the selection "
+                                    "halves; writes aecnn_utils/profiles/<profile>_tuned.yaml")
+    p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--lrs", nargs="+", type=float, default=None,
+                   help="learning rates (default: the profile's grid, aecnn_utils.tune)")
+    p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
+    p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
+    p.add_argument("--dry-run", action="store_true", help="print the table, record nothing")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
+    p.set_defaults(func=_tune)
 
     p = sub.add_parser("reproduce", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)

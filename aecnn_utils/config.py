@@ -23,6 +23,13 @@ Protocols (``protocol``):
 Splits are drawn with ``split_seed`` and stay fixed across training seeds (``seed``/``seeds``):
 the runs of one model differ only in initialisation, augmentation and batch order, as in the
 paper's "averaged across five independent runs".
+
+Repeated splits (``n_splits`` > 1, ``cross`` with the same datasets for val and test): training
+does not depend on how the validation/test cells are halved, so a run trains once, for all its
+epochs, keeps every epoch's outputs on all of those cells, and then, for each split seed
+``split_seed .. split_seed + n_splits - 1``, chooses the epoch (early stopping replayed) and
+the threshold on that split's selection half and scores its report half
+(:mod:`aecnn_utils.evaluation`).
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ MONITORS: dict[str, str] = {"val_loss": "min", "val_auc": "max", "val_balanced_a
 _MINIMA: dict[str, float] = {
     "image_size": 32, "cric_crop_size": 8, "epochs": 1, "batch_size": 1, "n_folds": 2,
     "fold": 0, "warmup_epochs": 0, "patience": 1, "n_boot": 1, "synthetic_per_class": 2,
-    "num_workers": 0, "weight_decay": 0, "momentum": 0, "gamma": 0, "lambda_w": 0,
+    "num_workers": 0, "n_splits": 1, "weight_decay": 0, "momentum": 0, "gamma": 0, "lambda_w": 0,
     "lambda_f": 0}
 
 
@@ -136,6 +143,7 @@ class RunConfig:
     channels_last: bool = True
     num_workers: int | None = None
     target_sensitivity: float = 0.95
+    n_splits: int = 1
     n_boot: int = 1000
     synthetic_per_class: int = 24
 
@@ -202,6 +210,10 @@ class RunConfig:
             if set(self.val) != set(self.test) and set(self.val) & set(self.test):
                 fail("val and test must be either the same datasets (split by groups) or "
                      "disjoint")
+        if self.n_splits > 1 and (self.protocol != "cross" or set(self.val) != set(self.test)):
+            fail(f"n_splits={self.n_splits} re-splits the validation and test cells of one "
+                 "dataset; it needs protocol='cross' with val and test naming the same "
+                 "datasets (e.g. val=[herlev] test=[herlev]), or n_splits=1")
         if self.protocol in ("within", "kfold") and len(self.train) != 1:
             fail(f"the {self.protocol!r} protocol splits one dataset; train names {self.train}")
         if self.scheme == "native":
@@ -326,7 +338,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": dict(
         image_size=96, epochs=10, batch_size=32, optimizer="sgd", lr=0.02, patience=6,
         monitor="val_auc", seeds=(0,), train=("sipakmed",), val=("herlev",), test=("herlev",),
-        val_fraction=0.5,
+        val_fraction=0.5, n_splits=20,
     ),
     "paper": dict(
         image_size=224, epochs=150, batch_size=32, optimizer="sgd", lr=1e-3, momentum=0.9,
@@ -340,9 +352,24 @@ PROFILES: dict[str, dict[str, Any]] = {
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 
+#: Folder of the tuned values (``<profile>_tuned.yaml``, written by ``aecnn_utils.tune``).
+TUNED_DIR = Path(__file__).parent / "profiles"
+
+
+def tuned_values(profile: str, model: str) -> dict[str, Any]:
+    """The config values ``tune`` chose for ``model`` under ``profile`` (``{}`` if untuned)."""
+    path = TUNED_DIR / f"{profile}_tuned.yaml"
+    if not path.is_file():
+        return {}
+    entry = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(model, {})
+    return {k: entry[k] for k in ("lr",) if k in entry}
+
+
 def profile_config(profile: str, **overrides: Any) -> RunConfig:
-    """The named profile's configuration, with ``overrides`` applied."""
+    """The named profile's configuration for ``overrides["model"]`` (default AECNN): the
+    profile's values, then the values ``tune`` chose for that model, then ``overrides``."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is not valid; choose one of: "
                           f"{', '.join(PROFILE_NAMES)}")
-    return RunConfig.from_dict({"profile": profile, **PROFILES[profile], **overrides})
+    tuned = tuned_values(profile, str(overrides.get("model", RunConfig.model)))
+    return RunConfig.from_dict({"profile": profile, **PROFILES[profile], **tuned, **overrides})

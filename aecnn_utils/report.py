@@ -18,6 +18,7 @@ from . import metrics as M
 from .config import RunConfig
 from .data.prepare import PreparedData
 from .data.taxonomy import DATASET_LABELS
+from .evaluation import reference_scores
 from .io import atomic_write_text
 from .models import MODEL_LABELS
 from .runs import RunResult, evaluate_checkpoint, results_table
@@ -44,7 +45,9 @@ class IncomparableRuns(ValueError):
 
 def _comparable_key(config: RunConfig) -> dict:
     data = config.to_dict()
-    for key in ("model", "model_kwargs", "seed", "seeds", "device", "num_workers", "n_boot"):
+    # the learning rate is tuned per model (aecnn_utils.tune): it may differ
+    for key in ("model", "model_kwargs", "seed", "seeds", "device", "num_workers", "n_boot",
+                "lr"):
         data.pop(key, None)
     return data
 
@@ -70,42 +73,109 @@ def check_comparable(results: dict[str, Sequence[RunResult]]) -> None:
                                    f"{', '.join(diff)}: they cannot share a table")
 
 
-def table2(results: dict[str, Sequence[RunResult]], threshold: str = "0.5") -> pd.DataFrame:
-    """Table 2: ours (mean over seeds, std, 95% bootstrap interval of the first seed; percent,
-    AUC as a fraction) beside the paper's reported values, one row per model."""
-    check_comparable(results)
-    ours = results_table(results, threshold=threshold).set_index("model")
+#: Columns of the screening table: what matters at Herlev's prevalence.
+SCREENING_LABELS: dict[str, str] = {
+    "prevalence": "Prevalence", "accuracy": "Accuracy", "f1": "F1-Score",
+    "balanced_accuracy": "Balanced accuracy", "roc_auc": "AUC",
+    "sens_at_spec90": "Sens. at spec. 90%", "sens_at_spec95": "Sens. at spec. 95%",
+    "spec_at_sens90": "Spec. at sens. 90%", "spec_at_sens95": "Spec. at sens. 95%"}
+
+
+def _numeric(ours: pd.DataFrame, labels: dict[str, str], paper: bool) -> pd.DataFrame:
     rows = []
     for model in ours.index:
-        row: dict[str, object] = {"model": MODEL_LABELS.get(model, model),
-                                  "seeds": int(ours.loc[model, "seeds"])}
-        for metric in METRIC_LABELS:
+        row: dict[str, object] = {"model": MODEL_LABELS.get(model, model)}
+        for key in ("seeds", "n_splits", "spread", "lr", "profile", "data"):
+            if key in ours:
+                row[key] = ours.loc[model, key]
+        for metric in labels:
             scale = 1.0 if metric == "roc_auc" else 100.0
-            for suffix in ("", "_std", "_low", "_high"):
-                row[f"{metric}{suffix}"] = float(ours.loc[model, f"{metric}{suffix}"]) * scale
-            row[f"{metric}_paper"] = PAPER_TABLE2.get(model, {}).get(metric, np.nan)
-        row["profile"] = ours.loc[model, "profile"]
-        row["data"] = ours.loc[model, "data"]
+            for suffix in ("", "_std", "_min", "_max", "_low", "_high"):
+                column = f"{metric}{suffix}"
+                row[column] = float(ours.loc[model, column]) * scale if column in ours else np.nan
+            if paper:
+                row[f"{metric}_paper"] = PAPER_TABLE2.get(model, {}).get(metric, np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def format_table2(numeric: pd.DataFrame) -> pd.DataFrame:
-    """Readable Table 2: "mean ± std [low, high]" for ours, the paper's value beside it."""
+def table2(results: dict[str, Sequence[RunResult]], block: str = "test") -> pd.DataFrame:
+    """Table 2: ours (mean and spread over splits or seeds, range, and the slide-level 95%
+    interval of the configured split; percent, AUC as a fraction) beside the paper's values."""
+    check_comparable(results)
+    return _numeric(results_table(results, block).set_index("model"), METRIC_LABELS, True)
+
+
+def screening_table(results: dict[str, Sequence[RunResult]], data: PreparedData,
+                    config: RunConfig) -> pd.DataFrame:
+    """Screening metrics (binary runs) of every model on the report cells, all of them and
+    without the classes the training data lacks (columns ``<metric>_seen``), and the "all
+    abnormal" / "all normal" reference classifiers on the same cells."""
+    check_comparable(results)
+    table = _numeric(results_table(results, "test").set_index("model"), SCREENING_LABELS, False)
+    first = next(iter(results.values()))[0].metrics
+    if "test_seen" in first:
+        seen = _numeric(results_table(results, "test_seen").set_index("model"),
+                        SCREENING_LABELS, False)
+        for metric in SCREENING_LABELS:
+            for suffix in ("", "_std", "_min", "_max"):
+                table[f"{metric}_seen{suffix}"] = seen[f"{metric}{suffix}"].to_numpy()
+    references = []
+    for name, scores in reference_scores(config, data.frame("pool")).items():
+        row: dict[str, object] = {"model": f"{name.capitalize()} (reference)"}
+        for metric in SCREENING_LABELS:
+            scale = 1.0 if metric == "roc_auc" else 100.0
+            stats = scores[metric]
+            row[metric], row[f"{metric}_std"] = stats["mean"] * scale, stats["sd"] * scale
+            row[f"{metric}_min"], row[f"{metric}_max"] = stats["min"] * scale, \
+                stats["max"] * scale
+        references.append(row)
+    return pd.concat([table, pd.DataFrame(references)], ignore_index=True)
+
+
+def caption(numeric: pd.DataFrame, what: str) -> str:
+    """What the numbers of a table are, from the table itself."""
+    row = numeric.iloc[0]
+    n_splits, seeds = int(row.get("n_splits", 1)), int(row.get("seeds", 1))
+    if n_splits > 1:
+        how = (f"mean ± sd over {n_splits} selection/report splits of the validation/test cells "
+               f"(one training per model and seed, {seeds} seed(s); epoch and threshold chosen "
+               "on each selection half, scored on its report half)")
+    else:
+        how = f"mean ± sd over {seeds} seed(s)"
+    return (f"{what} regenerated by aecnn-kit: {how}; in brackets the 95% interval of the first "
+            "split from a bootstrap over slides (patient_or_slide). Percent; AUC as a fraction.")
+
+
+def format_table(numeric: pd.DataFrame, labels: dict[str, str],
+                 suffix: str = "") -> pd.DataFrame:
+    """Readable table: "mean ± sd [low, high]" per metric (``suffix`` picks e.g. the
+    ``_seen`` columns), the paper's value beside it where the table has one."""
     out = pd.DataFrame({"Model": numeric["model"]})
-    for metric, label in METRIC_LABELS.items():
-        digits = 3 if metric == "roc_auc" else 2
+    for metric, label in labels.items():
+        digits = 3 if metric == "roc_auc" else 1
+        col = f"{metric}{suffix}"
+        if col not in numeric:
+            continue
 
-        def cell(r: pd.Series, metric: str = metric, digits: int = digits) -> str:
-            text = M.format_mean_std(r[metric], r[f"{metric}_std"], digits, percent=False)
-            if not np.isnan(r[f"{metric}_low"]):
-                text += f" [{r[f'{metric}_low']:.{digits}f}, {r[f'{metric}_high']:.{digits}f}]"
-            return text
+        def cell(r: pd.Series, col: str = col, digits: int = digits) -> str:
+            text = M.format_mean_std(r[col], r.get(f"{col}_std", np.nan), digits, percent=False)
+            low, high = r.get(f"{col}_low", np.nan), r.get(f"{col}_high", np.nan)
+            if not (pd.isna(low) or pd.isna(high)):
+                text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+            return "-" if pd.isna(r[col]) else text
 
-        out[f"{label} (ours)"] = numeric.apply(cell, axis=1)
-        out[f"{label} (paper)"] = numeric[f"{metric}_paper"].map(
-            lambda v, d=digits: "-" if np.isnan(v) else f"{v:.{d}f}")
+        paper = f"{metric}_paper" in numeric
+        out[f"{label} (ours)" if paper else label] = numeric.apply(cell, axis=1)
+        if paper:
+            out[f"{label} (paper)"] = numeric[f"{metric}_paper"].map(
+                lambda v, d=digits: "-" if pd.isna(v) else f"{v:.{d + 1}f}")
     return out
+
+
+def format_table2(numeric: pd.DataFrame) -> pd.DataFrame:
+    """Readable Table 2 (see :func:`format_table`)."""
+    return format_table(numeric, METRIC_LABELS)
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -117,15 +187,17 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(numeric: pd.DataFrame, stem: str | Path, caption: str) -> list[Path]:
-    """Write Table 2 as ``stem.csv`` (numbers), ``stem.md`` and ``stem.tex`` (formatted)."""
+def write_table(numeric: pd.DataFrame, stem: str | Path, caption: str,
+                pretty: pd.DataFrame | None = None) -> list[Path]:
+    """Write a table as ``stem.csv`` (numbers), ``stem.md`` and ``stem.tex`` (``pretty``,
+    default the formatted Table 2), with ``caption`` and the data provenance."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    pretty = format_table2(numeric)
+    pretty = format_table2(numeric) if pretty is None else pretty
     note = f"{caption} Data: {numeric['data'].iloc[0]}; profile: {numeric['profile'].iloc[0]}."
     written = [atomic_write_text(stem.with_suffix(".csv"), numeric.to_csv(index=False)),
                atomic_write_text(stem.with_suffix(".md"), f"{note}\n\n{to_markdown(pretty)}")]
-    latex = pretty.to_latex(index=False, caption=note, label="tab:table2", escape=True)
+    latex = pretty.to_latex(index=False, caption=note, label=f"tab:{stem.name}", escape=True)
     written.append(atomic_write_text(stem.with_suffix(".tex"), latex))
     return written
 
@@ -136,7 +208,7 @@ def accuracy_by_dataset(results: dict[str, Sequence[RunResult]], data: PreparedD
     dataset(s) it holds (the training split is marked: those cells were seen in training)."""
     labels = {}
     for part in ("train", "val", "test"):
-        names = "+".join(dict.fromkeys(data.caches[part].frame["dataset"]))
+        names = "+".join(dict.fromkeys(data.frame(part)["dataset"]))
         pretty = "+".join(DATASET_LABELS.get(n, n) for n in names.split("+"))
         labels[part] = f"{pretty} ({part})"
     rows = []
@@ -189,3 +261,62 @@ def roc_curves(results: dict[str, Sequence[RunResult]],
         fpr, tpr, _ = M.roc_points(y, probs[:, 1])
         curves[model] = (fpr, tpr, float(M.classification_metrics(y, probs)["roc_auc"]))
     return curves
+
+
+def _interval(row: pd.Series, metric: str, digits: int) -> str:
+    text = f"{row[metric]:.{digits}f} ± {row[f'{metric}_std']:.{digits}f}"
+    if not pd.isna(row.get(f"{metric}_low")):
+        text += f" [{row[f'{metric}_low']:.{digits}f}, {row[f'{metric}_high']:.{digits}f}]"
+    return text
+
+
+def _verdict(me: pd.Series, other: pd.Series, label: str) -> str:
+    if me["roc_auc_low"] > other["roc_auc_high"]:
+        return f"{label}'s AUC is higher beyond the slide-level intervals"
+    if me["roc_auc_high"] < other["roc_auc_low"]:
+        return f"{label}'s AUC is lower beyond the slide-level intervals"
+    return "a difference in AUC is not shown (the slide-level intervals overlap)"
+
+
+def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]],
+                 ours: str = "aecnn") -> str:
+    """The results in words, generated from the screening table (for the README and notebook
+    04). A difference whose slide-level 95% intervals overlap is reported as "not shown"."""
+    rows = screening.set_index("model")
+    models = [m for m in rows.index if not m.endswith("(reference)")]
+    lines = [f"- {m}: AUC {_interval(rows.loc[m], 'roc_auc', 3)}, balanced accuracy "
+             f"{_interval(rows.loc[m], 'balanced_accuracy', 1)}%." for m in models]
+    label = MODEL_LABELS.get(ours, ours)
+    if label in models:
+        for model in (m for m in models if m != label):
+            key = next(k for k, v in MODEL_LABELS.items() if v == model)
+            wins = _split_wins(results.get(ours, []), results.get(key, []))
+            more = (f"; {label} has the higher AUC on {wins[0]} of {wins[1]} report halves"
+                    if wins else "")
+            verdict = _verdict(rows.loc[label], rows.loc[model], label)
+            lines.append(f"- {label} vs {model}: {verdict}{more}.")
+    always = rows.loc["All abnormal (reference)"]
+    lines.append(f"- {always['prevalence']:.1f}% of the report cells are abnormal: calling every "
+                 f"cell abnormal scores accuracy {always['accuracy']:.1f}% and F1 "
+                 f"{always['f1']:.1f}%, but balanced accuracy {always['balanced_accuracy']:.1f}%"
+                 " and AUC 0.5.")
+    top = rows.loc[models, "roc_auc"].idxmax()
+    best = rows.loc[top]
+    lines.append(f"- {top} has the highest mean AUC; at 95% specificity its sensitivity is "
+                 f"{best['sens_at_spec95']:.1f}%, at 95% sensitivity its specificity "
+                 f"{best['spec_at_sens95']:.1f}% (each report half's ROC curve, mean over splits).")
+    if "roc_auc_seen" in rows:
+        lines.append(f"- Without the classes no training cell resembles (Herlev's columnar "
+                     f"cells), {top}'s AUC is {best['roc_auc_seen']:.3f} and its balanced "
+                     f"accuracy {best['balanced_accuracy_seen']:.1f}%.")
+    return "\n".join(lines) + "\n"
+
+
+def _split_wins(ours: Sequence[RunResult], other: Sequence[RunResult]) -> tuple[int, int] | None:
+    """On how many report halves (first seed) our AUC beats the other model's."""
+    if not ours or not other or "splits" not in ours[0].metrics \
+            or "splits" not in other[0].metrics:
+        return None
+    a = [s["test"]["roc_auc"] for s in ours[0].metrics["splits"]["per_split"]]
+    b = [s["test"]["roc_auc"] for s in other[0].metrics["splits"]["per_split"]]
+    return sum(x > y for x, y in zip(a, b, strict=True)), len(a)

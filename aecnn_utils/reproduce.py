@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .config import PROFILE_NAMES, ConfigError
 from .data.sources import project_dir
+from .runs import default_runs_dir
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
         raise ConfigError(f"profile={profile!r} is not valid; choose one of: "
                           f"{', '.join(PROFILE_NAMES)}")
     root = project_dir()
-    runs_dir = Path(runs_dir or root / "runs")
+    runs_dir = Path(runs_dir or default_runs_dir())
     figures_dir = Path(figures_dir or root / "figures")
     out_dir = runs_dir / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,13 +33,14 @@ from .data.prepare import PreparedData
 from .data.sources import project_dir
 from .data.transforms import NormStats, build_eval_transform
 from .device import resolve_device
+from .evaluation import softmax
 
 IF_EXISTS: tuple[str, ...] = ("resume", "overwrite", "error")
 
 
 def default_runs_dir() -> Path:
-    """``runs/`` of the checkout."""
-    return project_dir() / "runs"
+    """``$AECNN_RUNS_DIR`` if set, else ``runs/`` of the checkout."""
+    return Path(os.environ.get("AECNN_RUNS_DIR") or project_dir() / "runs")
 
 
 @dataclass
@@ -109,27 +111,21 @@ def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManag
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
-            loss_fn: nn.Module | None = None, amp: bool = False,
-            channels_last: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
-    """Class probabilities, labels and mean loss of ``model`` over ``loader``."""
+def predict_logits(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
+                   amp: bool = False, channels_last: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (float32, ``N x C``) and labels of ``model`` over ``loader``."""
     model.eval()
-    probs, labels, total, n = [], [], 0.0, 0
+    logits, labels = [], []
     for x, y in loader:
         x = x.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = y.to(device, non_blocking=True)
         with autocast(device, amp):
-            logits = model(x)
-        logits = logits.float()
-        if loss_fn is not None:
-            total += float(loss_fn(logits, y)) * len(y)
-            n += len(y)
-        probs.append(torch.softmax(logits, dim=1).cpu().numpy())
-        labels.append(y.cpu().numpy())
-    return (np.concatenate(probs), np.concatenate(labels),
-            total / n if n else float("nan"))
+            out = model(x)
+        logits.append(out.float().cpu().numpy())
+        labels.append(y.numpy())
+    return np.concatenate(logits), np.concatenate(labels)
 
 
 def evaluate_checkpoint(run: RunResult, data: PreparedData, part: str,
@@ -138,16 +134,18 @@ def evaluate_checkpoint(run: RunResult, data: PreparedData, part: str,
     (``train``, ``val`` or ``test``), with the run's own normalisation and image size."""
     from .models import load_trained_model
 
-    if part not in data.caches:
-        raise ValueError(f"unknown split {part!r}; choose one of {', '.join(data.caches)}")
+    if part not in ("train", "pool", "val", "test"):
+        raise ValueError(f"unknown split {part!r}; choose one of train, val, test, pool")
     dev = resolve_device(device)
     model, meta = load_trained_model(run.best_checkpoint, map_location=dev)
     model.to(dev)
     transform = build_eval_transform(int(meta["image_size"]), NormStats.from_dict(meta["norm"]))
-    loader = make_loader(CellDataset(data.caches[part], transform), 128, shuffle=False,
-                         device=dev)
-    probs, labels, _ = predict(model, loader, dev)
-    return labels, probs
+    dataset = CellDataset(data.caches["train" if part == "train" else "pool"], transform)
+    if part in data.index:
+        dataset = torch.utils.data.Subset(dataset, data.index[part].tolist())
+    logits, labels = predict_logits(model, make_loader(dataset, 128, shuffle=False, device=dev),
+                                    dev)
+    return labels, softmax(logits)
 
 
 # ----------------------------------------------------------------------------- results
@@ -165,73 +163,69 @@ def predictions_frame(df: pd.DataFrame, probs: np.ndarray, class_names: Sequence
     return out
 
 
-def final_metrics(config: RunConfig, class_names: Sequence[str],
-                  results: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """Validation and test metrics at 0.5, test bootstrap intervals, and (binary) the metrics
-    at the threshold chosen on the validation set for ``config.target_sensitivity``."""
-    yv, pv = results["val"]
-    yt, pt = results["test"]
-    out: dict[str, Any] = {"val": M.classification_metrics(yv, pv, class_names=class_names),
-                           "test": M.classification_metrics(yt, pt, class_names=class_names)}
-    out["test_ci"] = M.bootstrap_ci(yt, pt, n_boot=config.n_boot, seed=config.seed)
-    if len(class_names) == 2 and len(set(yv.tolist())) == 2:
-        t = M.threshold_for_sensitivity(yv, pv[:, 1], config.target_sensitivity)
-        out["threshold"] = {
-            "rule": f"largest threshold with validation sensitivity >= "
-                    f"{config.target_sensitivity}",
-            "value": t,
-            "val": M.classification_metrics(yv, pv, threshold=t),
-            "test": M.classification_metrics(yt, pt, threshold=t),
-            "test_ci": M.bootstrap_ci(yt, pt, n_boot=config.n_boot, seed=config.seed,
-                                      threshold=t),
-        }
-    return out
+RESULT_METRICS: tuple[str, ...] = (
+    *M.TABLE_METRICS, "balanced_accuracy", "prevalence", "sens_at_spec90", "sens_at_spec95",
+    "spec_at_sens90", "spec_at_sens95")
+#: What a results table can show: the report cells at 0.5 or at the validation-chosen
+#: threshold, all of them or only those of classes the training data has.
+BLOCKS: tuple[str, ...] = ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold")
 
 
-RESULT_METRICS: tuple[str, ...] = (*M.TABLE_METRICS, "balanced_accuracy")
+def _primary(metrics: dict[str, Any], block: str) -> tuple[dict, dict]:
+    """Metrics and intervals of ``block`` on the configured split (intervals may be empty)."""
+    at_t = block.endswith("_at_threshold")
+    source = metrics.get("threshold", {}) if at_t else metrics
+    key = block.removesuffix("_at_threshold")
+    if key not in source:
+        raise ValueError(f"{metrics['run_id']} has no {block!r} results (multi-class run, a "
+                         "single-class validation set, or no unseen classes)")
+    return source[key], source.get(f"{key}_ci", {}) if key == "test" else {}
 
 
-def results_table(results: dict[str, Sequence[RunResult]], split: str = "test",
-                  threshold: str = "0.5") -> pd.DataFrame:
-    """One row per model: mean and std over seeds of the ``split`` metrics, the 95% bootstrap
-    interval of the first seed, and the data and seeds they come from.
+def results_table(results: dict[str, Sequence[RunResult]], block: str = "test") -> pd.DataFrame:
+    """One row per model: each metric's value, spread, range and 95% interval on ``block``.
 
-    Args:
-        threshold: ``"0.5"`` for the default decision rule, ``"val"`` for the threshold chosen
-            on the validation set (binary runs only).
+    With repeated splits (``n_splits`` > 1) the value is the mean over splits (and seeds), the
+    spread the sd over splits and the range their min and max; otherwise the mean and sd over
+    seeds. The interval is the slide-level bootstrap interval of the configured split of the
+    first seed.
     """
+    if block not in BLOCKS:
+        raise ValueError(f"block={block!r} is not valid; choose one of: {', '.join(BLOCKS)}")
     rows = []
     for model, runs in results.items():
         if not runs:
             continue
-        per_seed, cis = [], []
-        for r in runs:
-            if threshold == "val":
-                block = r.metrics.get("threshold")
-                if block is None:
-                    raise ValueError(f"{r.run_dir} has no validation threshold (multi-class or "
-                                     "single-class validation set)")
-                per_seed.append(block[split])
-                cis.append(block.get(f"{split}_ci", {}))
-            else:
-                per_seed.append(r.metrics[split])
-                cis.append(r.metrics.get(f"{split}_ci", {}) if split == "test" else {})
-        # metrics.json stores undefined values (NaN) as null
-        per_seed = [{k: float("nan") if v is None else v for k, v in m.items()}
-                    for m in per_seed]
-        summary = M.summarize_seeds(per_seed, RESULT_METRICS)
+        first = runs[0].metrics
+        splits = first.get("splits")
         row: dict[str, Any] = {
-            "model": model, "seeds": len(runs), "data": runs[0].metrics["data"],
-            "profile": runs[0].metrics["profile"], "params": runs[0].metrics["params"],
+            "model": model, "seeds": len(runs), "n_splits": splits["n_splits"] if splits else 1,
+            "spread": (f"sd over {splits['n_splits']} splits" if splits
+                       else f"sd over {len(runs)} seeds"),
+            "data": first["data"], "profile": first["profile"], "params": first["params"],
+            "lr": runs[0].config.lr, "device": first["device"],
             "train_seconds": float(np.mean([r.metrics["train_seconds"] for r in runs])),
-            "best_epoch": float(np.mean([r.metrics["best_epoch"] for r in runs])),
-            "device": runs[0].metrics["device"]}
+            "best_epoch": float(np.mean([r.metrics["best_epoch"] for r in runs]))}
+        _, ci = _primary(first, block)
         for name in RESULT_METRICS:
-            row[name] = summary[name]["mean"]
-            row[f"{name}_std"] = summary[name]["std"]
-            ci = cis[0].get(name) or {}
-            for bound in ("low", "high"):  # null in metrics.json where undefined
-                value = ci.get(bound)
-                row[f"{name}_{bound}"] = float("nan") if value is None else float(value)
+            if splits:
+                per_seed = [r.metrics["splits"][block].get(name, {}) for r in runs]
+                values = [s.get("mean", np.nan) for s in per_seed]
+                first_split = per_seed[0]
+                spread = first_split.get("sd", np.nan)
+                low_high = (first_split.get("min", np.nan), first_split.get("max", np.nan))
+            else:
+                values = [_primary(r.metrics, block)[0].get(name, np.nan) for r in runs]
+                spread = np.std(values, ddof=1) if len(values) > 1 else np.nan
+                low_high = (np.nanmin(values), np.nanmax(values))
+            values = [np.nan if v is None else v for v in values]  # JSON null = undefined
+            row[name] = float(np.mean(values))
+            row[f"{name}_std"] = float(spread) if spread is not None else np.nan
+            row[f"{name}_min"], row[f"{name}_max"] = (float(v) if v is not None else np.nan
+                                                      for v in low_high)
+            interval = ci.get(name) or {}
+            for bound in ("low", "high"):
+                value = interval.get(bound)
+                row[f"{name}_{bound}"] = np.nan if value is None else float(value)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -26,25 +26,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import metrics as M
-from .config import MONITORS, ConfigError, RunConfig
+from .config import MONITORS, ConfigError, RunConfig, profile_config
 from .data.loaders import CellDataset, default_num_workers, make_loader, reseed_transform
 from .data.prepare import PreparedData, prepare_data
 from .data.transforms import build_eval_transform, build_train_transform
 from .device import resolve_device
+from .evaluation import evaluate_outputs, softmax, val_metrics
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .losses import build_loss
-from .models import build_model, count_params
-from .runs import (
-    RunResult,
-    autocast,
-    final_metrics,
-    open_run_dir,
-    predict,
-    predictions_frame,
-)
+from .models import CHECKPOINT_FORMAT, build_model, count_params
+from .runs import RunResult, autocast, open_run_dir, predict_logits, predictions_frame
 
-CHECKPOINT_FORMAT = "aecnn-kit/checkpoint-v1"
+#: Version of what a run reports from its outputs; finished runs of an older one are re-scored.
+EVALUATION_VERSION = 2
 
 
 class TrainingDiverged(RuntimeError):
@@ -96,14 +90,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def _save(obj: dict[str, Any], path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def _epoch_metrics(y: np.ndarray, probs: np.ndarray, loss: float) -> dict[str, float]:
-    m = M.classification_metrics(y, probs)
-    keys = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "sensitivity", "specificity")
-    out = {"val_loss": loss}
-    out.update({f"val_{'auc' if k == 'roc_auc' else k}": float(m[k]) for k in keys})
-    return out
 
 
 def _train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, loss_fn: nn.Module,
@@ -169,7 +155,8 @@ def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer
 
 def make_loaders(config: RunConfig, data: PreparedData,
                  device: torch.device) -> dict[str, torch.utils.data.DataLoader]:
-    """Training loader (augmented, shuffled, seeded) and validation/test loaders."""
+    """Training loader (augmented, shuffled, seeded) and the loader of the pool (every
+    validation and test cell, in a fixed order)."""
     workers = default_num_workers(device) if config.num_workers is None else config.num_workers
     train_ds = CellDataset(data.caches["train"],
                            build_train_transform(config.image_size, data.norm, config.augment))
@@ -178,10 +165,9 @@ def make_loaders(config: RunConfig, data: PreparedData,
                                     drop_last=len(train_ds) > config.batch_size,
                                     persistent_workers=False)}
     eval_tf = build_eval_transform(config.image_size, data.norm)
-    for part in ("val", "test"):
-        loaders[part] = make_loader(CellDataset(data.caches[part], eval_tf),
-                                    max(64, config.batch_size), shuffle=False, device=device,
-                                    num_workers=workers)
+    loaders["pool"] = make_loader(CellDataset(data.caches["pool"], eval_tf),
+                                  max(64, config.batch_size), shuffle=False, device=device,
+                                  num_workers=workers)
     return loaders
 
 
@@ -205,6 +191,7 @@ class _Run:
     meta: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[np.ndarray] = field(default_factory=list)  # pool logits after each epoch
     resumed_from: int = 0
 
     @property
@@ -243,7 +230,7 @@ def _build(config: RunConfig, data: PreparedData, run_dir: Path) -> _Run:
 
 def _resume(run: _Run) -> None:
     """Continue from ``last.pt`` if the run stopped before: weights, optimiser, schedule,
-    scaler, RNG states and the epoch history are all restored from that one file."""
+    scaler, RNG states, the epoch history and outputs are all restored from that one file."""
     if not run.last_path.is_file():
         return
     ckpt = torch.load(run.last_path, map_location=run.device, weights_only=True)
@@ -254,12 +241,17 @@ def _resume(run: _Run) -> None:
     _set_rng_state(ckpt["rng"])
     run.state = dict(ckpt["state"])
     run.history = list(ckpt["history"])
+    run.outputs = list(ckpt["outputs"].numpy())
     run.resumed_from = run.state["epoch"]
 
 
-def write_history(run_dir: Path, history: list[dict[str, Any]]) -> Path:
-    """``history.csv``: a readable copy of the history kept in ``last.pt``."""
-    return atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+def write_history(run_dir: Path, history: list[dict[str, Any]],
+                  outputs: list[np.ndarray]) -> None:
+    """``history.csv`` and ``epochs.npz`` (pool logits per epoch): readable copies of what
+    ``last.pt`` keeps."""
+    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    with atomic_path(run_dir / "epochs.npz") as tmp, tmp.open("wb") as f:
+        np.savez(f, logits=np.stack(outputs))
 
 
 def _epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
@@ -276,17 +268,19 @@ def _epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
         where=lambda step: (f"at epoch {epoch}, step {step} (lr "
                             f"{run.scheduler.get_last_lr()[0]:.3g}). The last good checkpoint "
                             f"is {last_good}."))
-    pv, yv, val_loss = predict(run.model, run.loaders["val"], run.device, run.loss_fn, run.amp,
-                               run.channels_last)
-    if not np.isfinite(pv).all():
+    logits, labels = predict_logits(run.model, run.loaders["pool"], run.device, run.amp,
+                                    run.channels_last)
+    if not np.isfinite(logits).all():
         raise TrainingDiverged(f"the validation outputs became NaN or infinite after epoch "
                                f"{epoch} (weights or BatchNorm statistics overflowed). Lower the "
                                f"learning rate (lr={config.lr}). The last good checkpoint is "
                                f"{last_good}.")
+    val = run.data.index["val"]
     row = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"], "train_loss": train_loss,
-           **_epoch_metrics(yv, pv, val_loss), "train_seconds": seconds,
+           **val_metrics(logits[val], labels[val], run.loss_fn), "train_seconds": seconds,
            "train_images_per_s": seen / max(seconds, 1e-9)}
     run.history.append(row)
+    run.outputs.append(logits)
     state, value = run.state, float(row[config.monitor])
     better = value < state["best_value"] if MONITORS[config.monitor] == "min" else \
         value > state["best_value"]
@@ -300,28 +294,33 @@ def _epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
     # last.pt (with the history) first: a kill before history.csv loses nothing on resume
     _save({**run.meta, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
            "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-           "rng": _rng_state(), "state": state, "history": run.history}, run.last_path)
-    write_history(run.run_dir, run.history)
+           "rng": _rng_state(), "state": state, "history": run.history,
+           "outputs": torch.from_numpy(np.stack(run.outputs))}, run.last_path)
+    write_history(run.run_dir, run.history, run.outputs)
     if progress:
         tqdm.write(f"{config.model} epoch {epoch:>3}: train loss {train_loss:.4f} | val loss "
-                   f"{val_loss:.4f} auc {row['val_auc']:.3f} bal.acc "
+                   f"{row['val_loss']:.4f} auc {row['val_auc']:.3f} bal.acc "
                    f"{row['val_balanced_accuracy']:.3f} | {row['train_images_per_s']:.0f} img/s")
     return row
 
 
 def _fit(run: _Run, progress: bool,
          callbacks: Sequence[Callable[[dict[str, Any]], None]]) -> bool:
-    """Epochs from the last finished one to the end or early stop; True if stopped early."""
+    """Epochs from the last finished one to the end or early stop; True if stopped early.
+
+    With ``n_splits`` > 1 every epoch runs: each split replays early stopping on its own
+    selection half afterwards (:mod:`aecnn_utils.evaluation`)."""
     config, state = run.config, run.state
+    patience = config.patience if config.n_splits == 1 else config.epochs + 1
     try:
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
-            if state["bad_epochs"] >= config.patience:  # resumed after early stopping
+            if state["bad_epochs"] >= patience:  # resumed after early stopping
                 return True
             row = _epoch(run, epoch, progress)
             for callback in callbacks:
                 callback({"epoch": epoch, "row": row, "state": dict(state),
                           "run_dir": run.run_dir})
-            if state["bad_epochs"] >= config.patience and epoch < config.epochs:
+            if state["bad_epochs"] >= patience and epoch < config.epochs:
                 return True
     except KeyboardInterrupt as exc:
         raise RunInterrupted(f"interrupted after epoch {state['epoch']}; run the same config "
@@ -330,33 +329,51 @@ def _fit(run: _Run, progress: bool,
 
 
 def _finish(run: _Run, stopped_early: bool) -> RunResult:
-    """Evaluate the best checkpoint on validation and test; write predictions and metrics."""
-    best = torch.load(run.best_path, map_location=run.device, weights_only=True)
-    run.model.load_state_dict(best["model"])
-    results = {}
-    for part in ("val", "test"):
-        probs, labels, _ = predict(run.model, run.loaders[part], run.device, None, run.amp,
-                                   run.channels_last)
-        results[part] = (labels, probs)
+    """Score the best epoch from the stored outputs (and, with ``n_splits`` > 1, every split);
+    write predictions and metrics."""
     config, data = run.config, run.data
-    final = final_metrics(config, data.class_names, results)
+    pool, outputs = data.frame("pool"), np.stack(run.outputs)
+    final = evaluate_outputs(config, data.class_names, pool, outputs, data.index, run.loss_fn,
+                             best_epoch=run.state["best_epoch"])
+    probs = softmax(outputs[run.state["best_epoch"] - 1])
     threshold = final.get("threshold", {}).get("value")
     for part in ("val", "test"):
-        frame = predictions_frame(data.caches[part].frame, results[part][1], data.class_names,
+        frame = predictions_frame(data.frame(part), probs[data.index[part]], data.class_names,
                                   threshold)
         atomic_write_text(run.run_dir / f"predictions_{part}.csv", frame.to_csv(index=False))
     summary = {
+        "evaluation_version": EVALUATION_VERSION,
         "run_id": run.run_dir.name, "profile": config.profile, "model": config.model,
         "seed": config.seed, "data": data.source.notice, "synthetic": data.source.synthetic,
         "data_fingerprint": data.fingerprint, "class_names": list(data.class_names),
+        "train_counts": data.train_counts.tolist(),
         "params": count_params(run.model), "device": str(run.device),
-        "best_epoch": run.state["best_epoch"], "epochs_run": run.state["epoch"],
-        "stopped_early": stopped_early, "monitor": config.monitor,
+        "epochs_run": run.state["epoch"], "stopped_early": stopped_early,
+        "monitor": config.monitor,
         "train_seconds": float(sum(r["train_seconds"] for r in run.history)),
         "resumed_from_epoch": run.resumed_from, "sizes": data.splits.sizes(), **final,
     }
     atomic_write_json(run.run_dir / "metrics.json", summary)
     return RunResult(run.run_dir, config, pd.DataFrame(run.history), summary, run.resumed_from)
+
+
+def refresh_metrics(run: RunResult, data: PreparedData) -> RunResult:
+    """A finished run re-scored from its stored outputs (``epochs.npz``) when it was scored by
+    an older evaluation (:data:`EVALUATION_VERSION`): no retraining; ``metrics.json`` is
+    rewritten with the new scores."""
+    if run.metrics.get("evaluation_version") == EVALUATION_VERSION:
+        return run
+    outputs = np.load(run.run_dir / "epochs.npz")["logits"]
+    if outputs.shape[1] != len(data.frame("pool")):
+        raise ConfigError(f"{run.run_dir} holds outputs for {outputs.shape[1]} cells, the data "
+                          f"has {len(data.frame('pool'))}: train it again (if_exists="
+                          "'overwrite')")
+    loss_fn = make_loss(run.config, torch.tensor(run.metrics["train_counts"]))
+    final = evaluate_outputs(run.config, data.class_names, data.frame("pool"), outputs,
+                             data.index, loss_fn, best_epoch=run.metrics["best_epoch"])
+    metrics = {**run.metrics, **final, "evaluation_version": EVALUATION_VERSION}
+    atomic_write_json(run.run_dir / "metrics.json", metrics)
+    return RunResult(run.run_dir, run.config, run.history, metrics, reused=True)
 
 
 def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
@@ -385,7 +402,7 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     data.check_matches(config)
     run_dir, finished = open_run_dir(config, data, runs_dir, if_exists)
     if finished is not None:
-        return finished
+        return refresh_metrics(finished, data)
     run = _build(config, data, run_dir)
     _resume(run)
     return _finish(run, _fit(run, progress, callbacks))
@@ -411,3 +428,17 @@ def train_config(config: RunConfig, runs_dir: str | Path | None = None,
     """Every run ``config`` asks for: one per fold (``kfold``) or one per seed."""
     runner = train_kfold if config.protocol == "kfold" else train_seeds
     return runner(config, runs_dir, **kwargs)
+
+
+def train_models(profile: str, models: Sequence[str], runs_dir: str | Path | None = None, *,
+                 data: PreparedData | None = None, seed: int = 0, progress: bool = True,
+                 **overrides: Any) -> dict[str, list[RunResult]]:
+    """Every model under a profile, each with its own tuned values, on the same data; the
+    profile's seeds are counted from ``seed``."""
+    results = {}
+    for model in models:
+        config = profile_config(profile, model=model, **overrides)
+        config = config.replace(seeds=[seed + s for s in config.seeds])
+        data = data if data is not None else prepare_data(config, progress=progress)
+        results[model] = train_config(config, runs_dir, data=data, progress=progress)
+    return results

@@ -19,8 +19,7 @@ from sklearn.metrics import (
 )
 
 from aecnn_utils.metrics import (
-    BINARY_METRICS,
-    MULTICLASS_METRICS,
+    SCALAR_METRICS,
     _batch_metrics,
     _predict,
     bootstrap_ci,
@@ -30,6 +29,10 @@ from aecnn_utils.metrics import (
     summarize_seeds,
     threshold_for_sensitivity,
 )
+
+BINARY_METRICS = SCALAR_METRICS
+MULTICLASS_METRICS = SCALAR_METRICS[: SCALAR_METRICS.index("npv")]
+SCREENING = ("sens_at_spec90", "sens_at_spec95", "spec_at_sens90", "spec_at_sens95")
 
 # --------------------------------------------------------------------------- data
 
@@ -209,7 +212,7 @@ def test_perfect_classifier() -> None:
     probs = np.eye(2)[y]
     m = classification_metrics(y, probs)
     for key in BINARY_METRICS:
-        assert m[key] == 1.0, key
+        assert m[key] == (0.5 if key == "prevalence" else 1.0), key
     ym = np.array([0, 1, 2, 3, 2, 1, 0])
     mm = classification_metrics(ym, np.eye(4)[ym])
     for key in MULTICLASS_METRICS:
@@ -249,10 +252,10 @@ def test_bootstrap_bad_arguments() -> None:
         bootstrap_ci(y, probs, metrics=("accuracy", "auroc"))
     with pytest.raises(ValueError, match="unknown metric"):
         bootstrap_ci(*_multiclass(n=30, c=3), metrics=("npv",))
+    with pytest.raises(ValueError, match="unknown metric"):
+        bootstrap_ci(*_multiclass(n=30, c=3), metrics=("sens_at_spec90",))
     with pytest.raises(ValueError, match="n_boot"):
         bootstrap_ci(y, probs, n_boot=0)
-    with pytest.raises(ValueError, match="confidence"):
-        bootstrap_ci(y, probs, confidence=95)
     with pytest.raises(ValueError, match="groups"):
         bootstrap_ci(y, probs, groups=np.arange(10))
     with pytest.raises(ValueError, match="binary"):
@@ -309,14 +312,19 @@ def test_vectorised_auc_matches_sklearn_with_ties(decimals: int | None, seed: in
     assert bootstrap_ci(y, probs, n_boot=10)["roc_auc"]["value"] == pytest.approx(auc)
 
 
-@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+@pytest.mark.parametrize("kind", ["binary", "binary_small", "multiclass"])
 def test_batch_replicates_equal_classification_metrics_on_resample(kind: str) -> None:
     """Each vectorised replicate equals classification_metrics on the resampled cells."""
-    y, probs = _binary(n=150, seed=2, decimals=2) if kind == "binary" else _multiclass(n=150)
-    threshold = 0.4 if kind == "binary" else None
-    names = BINARY_METRICS if kind == "binary" else MULTICLASS_METRICS
+    if kind == "multiclass":
+        y, probs = _multiclass(n=150)
+    elif kind == "binary":
+        y, probs = _binary(n=150, seed=2, decimals=2)
+    else:  # ties, replicates without positives or negatives, FPR/TPR at the 0.05/0.1 bounds
+        y, probs = _binary(n=12, seed=2, decimals=1)
+    threshold = None if kind == "multiclass" else 0.4
+    names = MULTICLASS_METRICS if kind == "multiclass" else BINARY_METRICS
     rng = np.random.default_rng(0)
-    idx = rng.integers(0, y.size, size=(5, y.size))
+    idx = rng.integers(0, y.size, size=(5 if kind != "binary_small" else 40, y.size))
     weights = np.stack([np.bincount(row, minlength=y.size) for row in idx]).astype(float)
     batch = _batch_metrics(y, probs, _predict(probs, threshold), weights, names)
     for b, row in enumerate(idx):
@@ -375,6 +383,127 @@ def test_bootstrap_is_fast() -> None:
     assert all(entry["n_boot"] == 1000 for entry in ci.values())
 
 
+# --------------------------------------------------------------------------- screening metrics
+
+
+def _screening_sklearn(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """The definitions, on the ROC points of sklearn (every distinct score, plus (0, 0))."""
+    fpr, tpr, _ = roc_curve(y, score, drop_intermediate=False)
+    return {
+        "sens_at_spec90": tpr[fpr <= 0.10].max(),
+        "sens_at_spec95": tpr[fpr <= 0.05].max(),
+        "spec_at_sens90": (1.0 - fpr[tpr >= 0.90]).max(),
+        "spec_at_sens95": (1.0 - fpr[tpr >= 0.95]).max(),
+    }
+
+
+def _screening_brute_force(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """Best sensitivity (specificity) of any rule ``score >= t`` meeting the other constraint."""
+    sens, spec = [], []
+    for t in [np.inf, *np.unique(score)]:
+        pred = score >= t
+        sens.append(np.mean(pred[y == 1]))
+        spec.append(np.mean(~pred[y == 0]))
+    sens, spec = np.array(sens), np.array(spec)
+    return {
+        "sens_at_spec90": sens[spec >= 0.90].max(),
+        "sens_at_spec95": sens[spec >= 0.95].max(),
+        "spec_at_sens90": spec[sens >= 0.90].max(),
+        "spec_at_sens95": spec[sens >= 0.95].max(),
+    }
+
+
+@pytest.mark.parametrize("decimals", [None, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_screening_metrics_match_sklearn_roc(decimals: int | None, seed: int) -> None:
+    y, probs = _binary(n=500, seed=seed, decimals=decimals)
+    m = classification_metrics(y, probs)
+    assert m["prevalence"] == m["n_positive"] / m["n"]
+    for ref in (_screening_sklearn(y, probs[:, 1]), _screening_brute_force(y, probs[:, 1])):
+        for name in SCREENING:
+            assert m[name] == pytest.approx(ref[name], abs=1e-12), name
+    assert 0.0 < m["sens_at_spec95"] <= m["sens_at_spec90"] < 1.0
+    assert 0.0 < m["spec_at_sens95"] <= m["spec_at_sens90"] < 1.0
+    for threshold in (0.1, 0.9):  # independent of the decision threshold
+        other = classification_metrics(y, probs, threshold=threshold)
+        assert all(other[name] == m[name] for name in (*SCREENING, "prevalence"))
+
+
+def test_screening_metrics_small_sets_match_sklearn_roc() -> None:
+    """Tiny sets with heavy ties: the constraint is often met only by a trivial threshold."""
+    rng = np.random.default_rng(21)
+    checked = 0
+    for _ in range(300):
+        n = int(rng.integers(2, 25))
+        y = rng.integers(0, 2, n)
+        p1 = np.round(np.clip(0.2 * y + rng.uniform(0.0, 0.8, n), 0, 1), 1)
+        m = classification_metrics(y, np.column_stack([1 - p1, p1]))
+        if y.min() == y.max():
+            assert all(math.isnan(m[name]) for name in SCREENING)
+            continue
+        checked += 1
+        for ref in (_screening_sklearn(y, p1), _screening_brute_force(y, p1)):
+            for name in SCREENING:
+                assert m[name] == pytest.approx(ref[name], abs=1e-12), (y, p1, name)
+    assert checked > 250
+
+
+def _screening_of(y: list[int], p1: list[float]) -> dict[str, float]:
+    p = np.asarray(p1, dtype=float)
+    m = classification_metrics(np.asarray(y), np.column_stack([1 - p, p]))
+    return {name: m[name] for name in (*SCREENING, "prevalence")}
+
+
+def test_screening_metrics_edge_cases() -> None:
+    neg, pos = [0] * 10, [1] * 10
+    # one negative above all positives: FPR 0.1 meets spec >= 0.90 but not spec >= 0.95
+    m = _screening_of(neg + pos, [0.99] + [0.1] * 9 + [0.8] * 10)
+    assert m["sens_at_spec90"] == 1.0 and m["sens_at_spec95"] == 0.0
+    assert m["spec_at_sens95"] == pytest.approx(0.9) and m["prevalence"] == 0.5
+    # 20 negatives: one above the positives is FPR 0.05, enough for spec >= 0.95
+    m = _screening_of([0] * 20 + pos, [0.99] + [0.1] * 19 + [0.8] * 10)
+    assert m["sens_at_spec95"] == 1.0 and m["spec_at_sens90"] == pytest.approx(0.95)
+    # a positive tied with a negative at the top: no threshold separates them
+    m = _screening_of(neg + pos, [0.9] + [0.1] * 9 + [0.9] + [0.5] * 9)
+    assert m["sens_at_spec95"] == 0.0 and m["sens_at_spec90"] == 1.0
+    # nine positives on top, one below every negative: TPR 0.9 exactly, 0.95 needs all
+    m = _screening_of(neg + pos, [0.3] * 10 + [0.9] * 9 + [0.05])
+    assert m["spec_at_sens90"] == 1.0 and m["spec_at_sens95"] == 0.0
+    assert m["sens_at_spec95"] == pytest.approx(0.9)
+    # all scores tied: only the trivial points (0, 0) and (1, 1)
+    m = _screening_of(neg + pos, [0.5] * 20)
+    assert all(m[name] == 0.0 for name in SCREENING)
+    # perfect separation
+    m = _screening_of(neg + pos, [0.2] * 10 + [0.7] * 10)
+    assert all(m[name] == 1.0 for name in SCREENING)
+    # a single class: undefined, without warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for labels, prevalence in ((neg, 0.0), (pos, 1.0)):
+            m = _screening_of(labels, np.linspace(0, 1, 10).tolist())
+            assert all(math.isnan(m[name]) for name in SCREENING)
+            assert m["prevalence"] == prevalence
+    multi = classification_metrics(*_multiclass(n=30, c=3))
+    assert not {"prevalence", "npv", *SCREENING} & set(multi)
+
+
+def test_bootstrap_screening_metrics_with_and_without_groups() -> None:
+    y, probs = _binary(n=400, seed=8, decimals=2)
+    names = ("prevalence", *SCREENING, "roc_auc")
+    point = classification_metrics(y, probs)
+    cell = bootstrap_ci(y, probs, metrics=names, n_boot=300, seed=0)
+    cluster = bootstrap_ci(y, probs, metrics=names, n_boot=300, seed=0, groups=np.arange(400) // 20)
+    for ci in (cell, cluster):
+        assert list(ci) == list(names)
+        for name, entry in ci.items():
+            assert entry["value"] == point[name]
+            assert 0.0 <= entry["low"] <= entry["high"] <= 1.0, name
+            assert entry["n_boot"] == 300
+    assert cell["prevalence"]["low"] < point["prevalence"] < cell["prevalence"]["high"]
+    alone = bootstrap_ci(y, probs, metrics=("sens_at_spec90",), n_boot=300, seed=0)
+    assert alone["sens_at_spec90"] == cell["sens_at_spec90"]
+
+
 # --------------------------------------------------------------------------- thresholds
 
 
@@ -424,11 +553,8 @@ def test_summarize_seeds_against_numpy() -> None:
         classification_metrics(*_binary(n=100, seed=s)) | {"note": "x", "epochs": 10 + s}
         for s in range(5)
     ]
-    runs[2]["only_here"] = 1.0
-    summary = summarize_seeds(runs)
-    assert "note" not in summary and "only_here" not in summary and "per_class" not in summary
-    assert "confusion_matrix" not in summary
-    assert {"accuracy", "roc_auc", "f1", "epochs", "n"} <= set(summary)
+    summary = summarize_seeds(runs, ["accuracy", "roc_auc", "epochs"])
+    assert list(summary) == ["accuracy", "roc_auc", "epochs"]
     for name in ("accuracy", "roc_auc", "epochs"):
         values = np.array([r[name] for r in runs], dtype=float)
         assert summary[name]["mean"] == pytest.approx(values.mean())
@@ -436,12 +562,18 @@ def test_summarize_seeds_against_numpy() -> None:
         assert summary[name]["n"] == 5
     custom = summarize_seeds([{"a": v} for v in rng.normal(size=3)], metrics=["a"])
     assert list(custom) == ["a"]
-    one = summarize_seeds([{"acc": 0.9}])
+    one = summarize_seeds([{"acc": 0.9}], ["acc"])
     assert one["acc"]["mean"] == 0.9 and math.isnan(one["acc"]["std"]) and one["acc"]["n"] == 1
+    nan = summarize_seeds([{"a": 0.5}, {"a": float("nan")}], ["a"])
+    assert math.isnan(nan["a"]["mean"])
     with pytest.raises(ValueError, match="missing"):
         summarize_seeds([{"a": 1.0}, {"b": 2.0}], metrics=["a"])
+    with pytest.raises(ValueError, match="not a number"):
+        summarize_seeds(runs, ["per_class"])
+    with pytest.raises(ValueError, match="not a number"):
+        summarize_seeds([{"a": True}], ["a"])
     with pytest.raises(ValueError, match="empty"):
-        summarize_seeds([])
+        summarize_seeds([], ["a"])
 
 
 def test_format_mean_std() -> None:

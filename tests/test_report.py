@@ -108,4 +108,49 @@ def test_undefined_values_stored_as_null_become_nan(results) -> None:
                                            "n_boot": 0}
     table = report.table2({"aecnn": [run]})
     assert np.isnan(table.loc[0, "precision"]) and np.isnan(table.loc[0, "precision_low"])
-    assert "nan" in report.format_table2(table).loc[0, "Precision (ours)"]
+    assert report.format_table2(table).loc[0, "Precision (ours)"] == "-"
+
+
+def test_repeated_splits_give_mean_sd_and_range(results) -> None:
+    run = results["aecnn"][0]
+    aucs = [0.6, 0.7, 0.8]
+    run.metrics["splits"] = {"n_splits": 3, "test": {"roc_auc": {
+        "mean": float(np.mean(aucs)), "sd": float(np.std(aucs, ddof=1)), "min": 0.6,
+        "max": 0.8, "n": 3}}}
+    table = report.table2({"aecnn": [run]})
+    row = table.iloc[0]
+    assert row["roc_auc"] == pytest.approx(0.7) and row["roc_auc_std"] == pytest.approx(0.1)
+    assert (row["roc_auc_min"], row["roc_auc_max"]) == (0.6, 0.8)
+    assert row["spread"] == "sd over 3 splits"
+    assert row["roc_auc_low"] == pytest.approx(run.metrics["test_ci"]["roc_auc"]["low"])
+    assert "3 selection/report splits" in report.caption(table, "Table 2")
+
+
+def test_reference_classifiers_score_the_prevalence() -> None:
+    from aecnn_utils.evaluation import reference_scores
+
+    config = profile_config("smoke", test=("herlev",), n_splits=1)
+    pool = pd.DataFrame({"label": [1, 1, 1, 0], "split": ["test"] * 4,
+                         "dataset": "herlev", "patient_or_slide": list("abcd")})
+    ref = reference_scores(config, pool)
+    assert ref["all abnormal"]["accuracy"]["mean"] == 0.75
+    assert ref["all abnormal"]["sensitivity"]["mean"] == 1.0
+    assert ref["all normal"]["specificity"]["mean"] == 1.0
+    assert ref["all normal"]["roc_auc"]["mean"] == 0.5 == ref["all abnormal"]["roc_auc"]["mean"]
+    assert ref["all abnormal"]["f1"]["mean"] == pytest.approx(2 * 0.75 / 1.75)
+
+
+def test_summary_words_follow_the_intervals(results) -> None:
+    def row(model: str, auc: float, low: float, high: float) -> dict:
+        return {"model": model, "roc_auc": auc, "roc_auc_std": 0.01, "roc_auc_low": low,
+                "roc_auc_high": high, "balanced_accuracy": 70.0, "balanced_accuracy_std": 1.0,
+                "prevalence": 74.0, "accuracy": 74.0, "f1": 85.0, "sens_at_spec95": 20.0,
+                "spec_at_sens95": 10.0}
+    screening = pd.DataFrame([row("AECNN", 0.80, 0.75, 0.85), row("ResNet-50", 0.78, 0.70, 0.84),
+                              row("EfficientNet-B3", 0.60, 0.55, 0.70),
+                              row("All abnormal (reference)", 0.5, np.nan, np.nan)])
+    text = report.summary_text(screening, results)
+    assert "AECNN vs ResNet-50: a difference in AUC is not shown" in text
+    assert "AECNN vs EfficientNet-B3: AECNN's AUC is higher beyond the slide-level" in text
+    assert "74.0% of the report cells are abnormal" in text
+    assert "AECNN has the highest mean AUC" in text

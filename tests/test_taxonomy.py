@@ -65,5 +65,14 @@ def test_unknown_names_are_clear_errors() -> None:
 def test_taxonomy_table_has_a_row_per_class() -> None:
     table = taxonomy.taxonomy_table()
     assert len(table) == 5 + 7 + 6
-    assert list(table.columns) == ["dataset", "source_class", "binary", "three_tier", "reason"]
+    assert list(table.columns) == ["dataset", "source_class", "binary", "three_tier", "lineage",
+                                   "reason"]
+    assert table.loc[table["lineage"] == "glandular", "source_class"].tolist() == [
+        "normal_columnar"]
     assert (table["three_tier"] == "(excluded)").sum() == 1
+
+
+def test_unseen_classes_follow_the_training_lineages() -> None:
+    assert taxonomy.unseen_classes("herlev", ("sipakmed",)) == ("normal_columnar",)
+    assert taxonomy.unseen_classes("cric", ("sipakmed",)) == ()
+    assert taxonomy.unseen_classes("herlev", ("herlev",)) == ()

@@ -14,6 +14,7 @@ from torch import nn
 from aecnn_utils.config import profile_config
 from aecnn_utils.data.errors import DatasetNotFoundError
 from aecnn_utils.data.prepare import prepare_data
+from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.synthetic import generate_all
 from aecnn_utils.runs import evaluate_checkpoint, load_run
 from aecnn_utils.train import RunInterrupted, TrainingDiverged, lr_factor, train_run
@@ -141,10 +142,10 @@ def test_kill_between_checkpoint_and_history_loses_no_row(
     straight = train_run(config, tmp_path / "a", data=data, progress=False)
     real_write = train_module.write_history
 
-    def killed_at_epoch_2(run_dir: Path, history: list) -> Path:
+    def killed_at_epoch_2(run_dir: Path, history: list, outputs: list) -> None:
         if len(history) == 2:
             raise KeyboardInterrupt  # after last.pt of epoch 2, before its history.csv
-        return real_write(run_dir, history)
+        real_write(run_dir, history, outputs)
 
     monkeypatch.setattr(train_module, "write_history", killed_at_epoch_2)
     with pytest.raises(RunInterrupted):
@@ -155,6 +156,7 @@ def test_kill_between_checkpoint_and_history_loses_no_row(
     resumed = train_run(config, tmp_path / "b", data=data, progress=False)
     assert resumed.resumed_from_epoch == 2
     assert resumed.history["epoch"].tolist() == [1, 2, 3]
+    assert np.load(run_b / "epochs.npz")["logits"].shape[0] == 3
     timing = ["train_seconds", "train_images_per_s"]
     assert straight.history.drop(columns=timing).equals(resumed.history.drop(columns=timing))
 
@@ -231,7 +233,10 @@ def test_missing_dataset_in_data_root(tmp_path: Path, learnable_root: Path) -> N
 def test_cpu_protocol_data_on_real_cells(real_root: Path, cache_dir: Path) -> None:
     data = prepare_data(profile_config("cpu", data_root=str(real_root), image_size=32),
                         cache_dir, progress=False)
-    assert data.splits.sizes() == {"train": 4049, "val": 206, "test": 206}
+    herlev = len(scan_dataset("herlev", real_root / "herlev"))  # 412 here, 917 in full
+    sizes = data.splits.sizes()
+    assert sizes["train"] == 4049 and sizes["val"] + sizes["test"] == herlev
+    assert abs(sizes["val"] - sizes["test"]) < 0.15 * herlev  # halves, by slide
     assert not data.source.synthetic
     assert data.train_counts.tolist() == [2411, 1638]
     assert not set(data.splits.val["patient_or_slide"]) & set(data.splits.test["patient_or_slide"])

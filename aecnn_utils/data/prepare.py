@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 
 from ..config import RunConfig
@@ -36,15 +38,28 @@ def data_key(config: RunConfig) -> tuple:
 
 @dataclass
 class PreparedData:
-    """Splits of a config, decoded once, with the training-set normalisation."""
+    """Splits of a config, decoded once, with the training-set normalisation.
+
+    ``caches["train"]`` holds the training cells; ``caches["pool"]`` every validation and test
+    cell in one fixed order (dataset, then the reader's order), which does not depend on how
+    the cells are split: a model's outputs on the pool can then be re-split at no cost.
+    ``index[part]`` are the rows of the pool that form ``part`` (``val`` or ``test``).
+    """
 
     source: DataSource
     splits: Splits
     caches: dict[str, CachedImages]
+    index: dict[str, np.ndarray]
     norm: NormStats
     class_names: tuple[str, ...]
     key: tuple = ()
     fingerprint: str = ""
+
+    def frame(self, part: str) -> pd.DataFrame:
+        """Reader rows of ``train``, ``val``, ``test`` or ``pool``."""
+        if part in ("train", "pool"):
+            return self.caches[part].frame
+        return self.caches["pool"].frame.iloc[self.index[part]].reset_index(drop=True)
 
     @property
     def train_counts(self) -> torch.Tensor:
@@ -89,12 +104,24 @@ def prepare_data(config: RunConfig, cache_dir: str | Path | None = None,
     frames = {}
     for name in names:
         kwargs = {"crop_size": config.cric_crop_size} if name == "cric" else {}
-        frames[name] = scan_dataset(name, source.path(name), scheme=config.scheme, **kwargs)
+        frame = scan_dataset(name, source.path(name), scheme=config.scheme, **kwargs)
+        frames[name] = frame.assign(scan_row=np.arange(len(frame)))
     splits = make_splits(config, frames)
-    caches = {part: cache_images(getattr(splits, part), config.image_size, cache_dir,
+    pool = pool_frame(splits, tuple(names))
+    caches = {part: cache_images(frame, config.image_size, cache_dir,
                                  resize_mode=config.resize_mode, progress=progress)
-              for part in ("train", "val", "test")}
+              for part, frame in (("train", splits.train), ("pool", pool))}
+    index = {part: np.flatnonzero(caches["pool"].frame["split"].to_numpy() == part)
+             for part in ("val", "test")}
     norm = compute_norm_stats(caches["train"].array())
     class_names = taxonomy.class_names(config.scheme, config.train[0])
-    return PreparedData(source, splits, caches, norm, class_names, data_key(config),
+    return PreparedData(source, splits, caches, index, norm, class_names, data_key(config),
                         data_fingerprint(splits))
+
+
+def pool_frame(splits: Splits, order: tuple[str, ...]) -> pd.DataFrame:
+    """Validation and test rows together, in dataset order (``order``), then reader order."""
+    pool = pd.concat([splits.val, splits.test], ignore_index=True)
+    rank = pool["dataset"].map({name: k for k, name in enumerate(order)})
+    return (pool.assign(_rank=rank).sort_values(["_rank", "scan_row"], kind="stable")
+            .drop(columns="_rank").reset_index(drop=True))

@@ -403,9 +403,11 @@ def scan_dataset(name: str, root: str | Path, scheme: str = "binary", **kwargs) 
 
 
 def dataset_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Cells and split groups per dataset, publisher class and label (for the notebooks)."""
-    return (
-        df.groupby(["dataset", "source_class", "label_name"], sort=False)
-        .agg(n_cells=("path", "size"), n_groups=("patient_or_slide", "nunique"))
-        .reset_index()
-    )
+    """Cells and split groups per dataset, publisher class and label, beside the count of the
+    full public release where it is known (``published``; for ``scan`` and the notebooks)."""
+    table = (df.groupby(["dataset", "source_class", "label_name"], sort=False)
+             .agg(n_cells=("path", "size"), n_groups=("patient_or_slide", "nunique"))
+             .reset_index())
+    published = [taxonomy.PUBLISHED_COUNTS.get(d, {}).get(c) for d, c in
+                 zip(table["dataset"], table["source_class"], strict=True)]
+    return table.assign(published=pd.array(published, dtype="Int64"))

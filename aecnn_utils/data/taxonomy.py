@@ -34,13 +34,15 @@ THREE_TIER_CLASSES: tuple[str, ...] = ("normal", "low_grade", "high_grade")
 
 @dataclass(frozen=True)
 class LabelMapping:
-    """One publisher class and its labels in the shared schemes."""
+    """One publisher class, its labels in the shared schemes, and the cell lineage it belongs
+    to (a class is *unseen* by a model trained on datasets without its lineage)."""
 
     dataset: str
     source_class: str
     binary: str
     three_tier: str | None
     reason: str
+    lineage: str = "squamous"
 
 
 NILM = "Negative for intraepithelial lesion"
@@ -64,7 +66,7 @@ MAPPINGS: tuple[LabelMapping, ...] = (
     LabelMapping("herlev", "normal_intermediate", "normal", "normal",
                  "normal intermediate squamous cells"),
     LabelMapping("herlev", "normal_columnar", "normal", "normal",
-                 "normal endocervical columnar cells"),
+                 "normal endocervical columnar cells", lineage="glandular"),
     LabelMapping("herlev", "light_dysplastic", "abnormal", "low_grade",
                  "mild dysplasia = CIN 1, reported as LSIL in Bethesda"),
     LabelMapping("herlev", "moderate_dysplastic", "abnormal", "high_grade",
@@ -89,6 +91,16 @@ MAPPINGS: tuple[LabelMapping, ...] = (
 )
 
 DATASET_NAMES: tuple[str, ...] = tuple(dict.fromkeys(m.dataset for m in MAPPINGS))
+#: Cells per class of each dataset's full public release, as its publishers count them
+#: (SIPaKMeD: Plissiti et al. 2018; Herlev: Jantzen et al. 2005). ``scan`` compares a folder
+#: with them; a partial copy (e.g. the 412 Herlev cells of ../shared/data) holds fewer.
+PUBLISHED_COUNTS: dict[str, dict[str, int]] = {
+    "sipakmed": {"Superficial-Intermediate": 831, "Parabasal": 787, "Metaplastic": 793,
+                 "Koilocytotic": 825, "Dyskeratotic": 813},
+    "herlev": {"normal_superficiel": 74, "normal_intermediate": 70, "normal_columnar": 98,
+               "light_dysplastic": 182, "moderate_dysplastic": 146, "severe_dysplastic": 197,
+               "carcinoma_in_situ": 150},
+}
 #: Display names of the datasets, for tables and figures.
 DATASET_LABELS: dict[str, str] = {"sipakmed": "SIPaKMeD", "herlev": "Herlev", "cric": "CRIC"}
 
@@ -139,6 +151,14 @@ def map_label(dataset: str, source_class: str, scheme: str) -> str | None:
     )
 
 
+def unseen_classes(dataset: str, train: tuple[str, ...]) -> tuple[str, ...]:
+    """Classes of ``dataset`` whose cell lineage none of the ``train`` datasets has (e.g.
+    Herlev's columnar cells for a model trained on SIPaKMeD's squamous cells)."""
+    seen = {m.lineage for m in MAPPINGS if m.dataset in train}
+    return tuple(m.source_class for m in MAPPINGS if m.dataset == dataset
+                 and m.lineage not in seen)
+
+
 def taxonomy_table() -> pd.DataFrame:
     """The whole mapping as a table (one row per publisher class), for the README and notebooks."""
     return pd.DataFrame(
@@ -148,6 +168,7 @@ def taxonomy_table() -> pd.DataFrame:
                 "source_class": m.source_class,
                 "binary": m.binary,
                 "three_tier": m.three_tier if m.three_tier is not None else "(excluded)",
+                "lineage": m.lineage,
                 "reason": m.reason,
             }
             for m in MAPPINGS

@@ -37,6 +37,10 @@ MODEL_LABELS: dict[str, str] = {"aecnn": "AECNN", "resnet50": "ResNet-50",
                                 "mobilenet_v3_small": "MobileNetV3-Small"}
 
 
+#: Version tag of the kit's checkpoints (``best.pt``, ``last.pt``).
+CHECKPOINT_FORMAT = "aecnn-kit/checkpoint-v1"
+
+
 def build_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
     """Build a model by name: ``aecnn``, ``resnet50``, ``efficientnet_b3``,
     ``mobilenet_v3_small``. ``kwargs`` go to its factory (e.g. ``attention=``, ``width_mult=``
@@ -68,6 +72,10 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
     missing = [k for k in ("model_name", "num_classes", "model") if k not in ckpt]
     if missing:
         raise ValueError(f"{path} is not a kit checkpoint: it lacks {', '.join(missing)}")
+    if ckpt.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} was written by another kit version (checkpoint format "
+                         f"{ckpt['format']!r}; this kit reads {CHECKPOINT_FORMAT!r}): use that "
+                         "version, or train the run again")
     model = build_model(ckpt["model_name"], ckpt["num_classes"], **ckpt.get("model_kwargs", {}))
     model.load_state_dict(ckpt["model"])
     meta = {k: v for k, v in ckpt.items()
@@ -78,6 +86,7 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
 __all__ = [
     "AECNN",
     "ATTENTION_MODES",
+    "CHECKPOINT_FORMAT",
     "DEFAULT_STAGES",
     "MODELS",
     "MODEL_LABELS",

@@ -1,0 +1,203 @@
+"""Choosing the epoch and threshold on a selection half, scoring the report half: once, or over
+many splits of the same cells at the cost of one training.
+
+A run keeps its model's outputs (logits) on every validation and test cell after every epoch
+(the *pool*, :class:`aecnn_utils.data.prepare.PreparedData`). Everything after training is a
+function of those stored outputs:
+
+1. the epoch: the trainer's early stopping replayed on the selection half's monitor values
+   (:func:`select_epoch`);
+2. the threshold: the largest one that keeps the selection half's sensitivity at or above
+   ``target_sensitivity``;
+3. the report half's metrics at 0.5 and at that threshold, with 95% intervals from a *group*
+   bootstrap over ``patient_or_slide`` (cells of one slide are not independent), and the same
+   metrics without the cells of classes no training cell resembles (``test_seen``: Herlev's
+   columnar cells for a model trained on SIPaKMeD, :func:`~aecnn_utils.data.taxonomy.
+   unseen_classes`).
+
+With ``n_splits`` > 1 this is repeated for split seeds ``split_seed, split_seed + 1, ...``; a
+separate run trained with ``split_seed = s`` gives exactly the numbers of split ``s`` (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import metrics as M
+from .config import MONITORS, RunConfig
+from .data.taxonomy import unseen_classes
+from .splits import grouped_split
+
+#: The group the intervals resample (the unit the splits keep whole).
+CI_UNIT = "patient_or_slide"
+#: Scalar metrics kept per split and summarised over splits.
+SPLIT_METRICS: tuple[str, ...] = (
+    *M.TABLE_METRICS, "balanced_accuracy", "sensitivity", "npv", "prevalence",
+    "sens_at_spec90", "sens_at_spec95", "spec_at_sens90", "spec_at_sens95")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of ``logits`` (``N x C``), computed as the trainer does."""
+    return torch.softmax(torch.from_numpy(np.ascontiguousarray(logits)).float(), dim=1).numpy()
+
+
+def val_metrics(logits: np.ndarray, labels: np.ndarray, loss_fn: nn.Module) -> dict[str, float]:
+    """The monitor values of one epoch on a selection set: ``val_loss`` (the training loss on
+    these cells), ``val_auc``, ``val_balanced_accuracy``, ``val_f1``, ... at 0.5."""
+    with torch.no_grad():
+        loss = float(loss_fn(torch.from_numpy(logits).float(), torch.from_numpy(labels).long()))
+    m = M.classification_metrics(labels, softmax(logits))
+    keys = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "sensitivity", "specificity")
+    return {"val_loss": loss, **{f"val_{'auc' if k == 'roc_auc' else k}": float(m[k])
+                                 for k in keys}}
+
+
+def select_epoch(values: Sequence[float], mode: str, patience: int) -> int:
+    """The epoch (1-based) early stopping keeps on a recorded monitor curve: the first epoch
+    with a strictly better value than all before it, where training stops once ``patience``
+    epochs in a row have not improved (the trainer's rule, replayed)."""
+    best, best_epoch, bad = float("nan"), 0, 0
+    for epoch, value in enumerate(values, start=1):
+        if bad >= patience:
+            break
+        if best_epoch == 0 or (value < best if mode == "min" else value > best):
+            best, best_epoch, bad = value, epoch, 0
+        else:
+            bad += 1
+    return best_epoch
+
+
+def split_halves(config: RunConfig, pool: pd.DataFrame, split_seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``pool`` in the selection and report halves of split ``split_seed``, drawn
+    exactly as :func:`aecnn_utils.splits.make_splits` draws them for that seed."""
+    cells = pd.concat([pool[pool["dataset"] == name].assign(_row=np.flatnonzero(
+        pool["dataset"].to_numpy() == name)) for name in config.val], ignore_index=True)
+    report, selection = grouped_split(cells, config.val_fraction, split_seed)
+    return selection["_row"].to_numpy(), report["_row"].to_numpy()
+
+
+def seen_mask(config: RunConfig, frame: pd.DataFrame) -> np.ndarray:
+    """True for the cells of ``frame`` whose class has a counterpart in the training data."""
+    unseen = {(d, c) for d in set(frame["dataset"]) for c in unseen_classes(d, config.train)}
+    keys = zip(frame["dataset"], frame["source_class"], strict=True)
+    return np.array([k not in unseen for k in keys], dtype=bool)
+
+
+def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFrame,
+                outputs: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray,
+                loss_fn: nn.Module, best_epoch: int | None = None) -> dict[str, Any]:
+    """Epoch, threshold and metrics of one split from the stored ``outputs`` (``epochs x N x
+    C`` logits on ``pool``). ``best_epoch`` skips the epoch choice (the trainer made it)."""
+    labels = pool["label"].to_numpy()
+    yv, yt = labels[val_idx], labels[test_idx]
+    seen = seen_mask(config, pool.iloc[test_idx])
+    curve = [val_metrics(o[val_idx], yv, loss_fn)[config.monitor] for o in outputs]
+    if best_epoch is None:
+        best_epoch = select_epoch(curve, MONITORS[config.monitor], config.patience)
+    probs = softmax(outputs[best_epoch - 1])
+    pv, pt = probs[val_idx], probs[test_idx]
+    groups = pool[CI_UNIT].to_numpy()[test_idx]
+    out: dict[str, Any] = {
+        "best_epoch": best_epoch, "selection_value": curve[best_epoch - 1],
+        "val": M.classification_metrics(yv, pv, class_names=class_names),
+        "test": M.classification_metrics(yt, pt, class_names=class_names),
+        "test_ci": M.bootstrap_ci(yt, pt, n_boot=config.n_boot, seed=config.seed,
+                                  groups=groups),
+        "ci_unit": CI_UNIT}
+    if not seen.all():
+        out["test_seen"] = M.classification_metrics(yt[seen], pt[seen], class_names=class_names)
+    if len(class_names) == 2 and len(set(yv.tolist())) == 2:
+        t = M.threshold_for_sensitivity(yv, pv[:, 1], config.target_sensitivity)
+        out["threshold"] = {
+            "rule": f"largest threshold with validation sensitivity >= "
+                    f"{config.target_sensitivity}",
+            "value": t,
+            "val": M.classification_metrics(yv, pv, threshold=t),
+            "test": M.classification_metrics(yt, pt, threshold=t),
+            "test_ci": M.bootstrap_ci(yt, pt, n_boot=config.n_boot, seed=config.seed,
+                                      threshold=t, groups=groups)}
+        if not seen.all():
+            out["threshold"]["test_seen"] = M.classification_metrics(yt[seen], pt[seen],
+                                                                     threshold=t)
+    return out
+
+
+def _scalars(m: dict[str, Any]) -> dict[str, float]:
+    return {k: m[k] for k in SPLIT_METRICS if k in m}
+
+
+def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.DataFrame,
+                    outputs: np.ndarray, loss_fn: nn.Module) -> dict[str, Any]:
+    """:func:`score_split` for split seeds ``split_seed .. split_seed + n_splits - 1``: each
+    split's epoch, threshold and scalar metrics, and their mean, sd, min and max."""
+    per_split = []
+    for seed in range(config.split_seed, config.split_seed + config.n_splits):
+        val_idx, test_idx = split_halves(config, pool, seed)
+        s = score_split(config, class_names, pool, outputs, val_idx, test_idx, loss_fn)
+        row: dict[str, Any] = {"split_seed": seed, "best_epoch": s["best_epoch"],
+                               "selection_value": s["selection_value"],
+                               "test": _scalars(s["test"])}
+        if "test_seen" in s:
+            row["test_seen"] = _scalars(s["test_seen"])
+        if "threshold" in s:
+            row["threshold"] = s["threshold"]["value"]
+            row["test_at_threshold"] = _scalars(s["threshold"]["test"])
+            if "test_seen" in s["threshold"]:
+                row["test_seen_at_threshold"] = _scalars(s["threshold"]["test_seen"])
+        per_split.append(row)
+
+    def summary(key: str) -> dict[str, dict[str, float]]:
+        rows = [r[key] for r in per_split if key in r]
+        return {k: summary_of([r[k] for r in rows]) for k in (rows[0] if rows else ())}
+
+    blocks = ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold")
+    return {"n_splits": config.n_splits, "per_split": per_split,
+            **{block: summary(block) for block in blocks},
+            "best_epoch": summary_of([r["best_epoch"] for r in per_split]),
+            "selection_value": summary_of([r["selection_value"] for r in per_split])}
+
+
+def summary_of(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sd (ddof 1), min, max and count of the defined (finite) ``values``."""
+    a = np.asarray(values, dtype=float)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return {"mean": float("nan"), "sd": float("nan"), "min": float("nan"),
+                "max": float("nan"), "n": 0}
+    return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else float("nan"),
+            "min": float(a.min()), "max": float(a.max()), "n": int(a.size)}
+
+
+def evaluate_outputs(config: RunConfig, class_names: Sequence[str], pool: pd.DataFrame,
+                     outputs: np.ndarray, index: dict[str, np.ndarray], loss_fn: nn.Module,
+                     best_epoch: int | None = None) -> dict[str, Any]:
+    """Everything a run reports from its stored outputs: the configured split (epoch
+    ``best_epoch`` if the trainer chose it) and, with ``n_splits`` > 1, every split."""
+    final = score_split(config, class_names, pool, outputs, index["val"], index["test"],
+                        loss_fn, best_epoch)
+    if config.n_splits > 1:
+        final["splits"] = repeated_splits(config, class_names, pool, outputs, loss_fn)
+    return final
+
+
+def reference_scores(config: RunConfig, pool: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The "all abnormal" and "all normal" classifiers on the report halves of every split
+    (binary): what a model must beat, whatever the prevalence."""
+    out = {}
+    for name, positive in (("all abnormal", 1.0), ("all normal", 0.0)):
+        rows = []
+        for seed in range(config.split_seed, config.split_seed + config.n_splits):
+            test_idx = split_halves(config, pool, seed)[1] if config.n_splits > 1 else \
+                np.flatnonzero(pool["split"].to_numpy() == "test")
+            y = pool["label"].to_numpy()[test_idx]
+            probs = np.tile([1.0 - positive, positive], (len(y), 1))
+            rows.append(_scalars(M.classification_metrics(y, probs)))
+        out[name] = {k: summary_of([r[k] for r in rows]) for k in rows[0]}
+    return out

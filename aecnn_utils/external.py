@@ -1,0 +1,117 @@
+"""Scoring a finished run on a dataset folder it never saw: ``python -m aecnn_utils evaluate``.
+
+This is how a laboratory tests a trained model on its own cells, and how anyone checks a result
+on data the kit never saw. The run's own image size, resize mode, normalisation, label scheme
+and validation threshold are used; intervals come from a bootstrap over slides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import metrics as M
+from .config import ConfigError, RunConfig
+from .data import taxonomy
+from .data.cache import cache_images
+from .data.loaders import CellDataset, make_loader
+from .data.readers import scan_dataset
+from .data.transforms import NormStats, build_eval_transform
+from .device import resolve_device
+from .evaluation import CI_UNIT, seen_mask, softmax
+from .io import atomic_write_json, atomic_write_text
+from .models import load_trained_model
+from .runs import predict_logits, predictions_frame
+
+
+def resolve_run(path: str | Path) -> Path:
+    """The run folder of ``path`` (a run folder, or a checkpoint inside one)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: give a run folder "
+                                "(runs/<profile>/<run-id>) or its best.pt")
+    run_dir = path if path.is_dir() else path.parent
+    missing = [n for n in ("config.yaml", "best.pt", "metrics.json") if not (run_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir} is not a finished run folder (no {', '.join(missing)});"
+                                " train it to the end first")
+    return run_dir
+
+
+def _load(run_dir: Path, device: torch.device) -> tuple[RunConfig, torch.nn.Module, dict, dict]:
+    config = RunConfig.load(run_dir / "config.yaml")
+    model, meta = load_trained_model(run_dir / "best.pt", map_location=device)
+    run_metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return config, model.to(device), meta, run_metrics
+
+
+def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str | Path | None = None,
+                 *, device: str = "auto", on_error: str = "raise", n_boot: int = 1000,
+                 cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Score the best model of a finished run on every cell of ``dataset`` under ``root``.
+
+    Writes ``predictions.csv`` and ``metrics.json`` (at 0.5 and at the run's validation
+    threshold, 95% intervals from a bootstrap over ``patient_or_slide``; binary runs also
+    without the classes no training cell resembles) to ``out_dir`` (default
+    ``<run>/evaluate/<dataset>-<hash of root>/``) and returns the metrics.
+    """
+    run_dir = resolve_run(run)
+    dev = resolve_device(device)
+    config, model, meta, run_metrics = _load(run_dir, dev)
+    class_names = tuple(meta["class_names"])
+    expected = taxonomy.class_names(config.scheme, dataset if config.scheme == "native"
+                                    else None)
+    if expected != class_names:
+        raise ConfigError(f"the run predicts {', '.join(class_names)} (scheme {config.scheme!r}"
+                          f" on {'+'.join(config.train)}), but {dataset} under that scheme has "
+                          f"{', '.join(expected)}: evaluate a binary or three_tier run")
+    kwargs = {"crop_size": config.cric_crop_size} if dataset == "cric" else {}
+    frame = scan_dataset(dataset, root, scheme=config.scheme, **kwargs)
+    cached = cache_images(frame, int(meta["image_size"]), cache_dir,
+                          resize_mode=config.resize_mode, on_error=on_error, progress=progress)
+    transform = build_eval_transform(int(meta["image_size"]), NormStats.from_dict(meta["norm"]))
+    logits, labels = predict_logits(model, make_loader(CellDataset(cached, transform), 128,
+                                                       shuffle=False, device=dev), dev)
+    probs = softmax(logits)
+    threshold = run_metrics.get("threshold", {}).get("value")
+    cells = cached.frame
+    groups = cells[CI_UNIT].to_numpy()
+    result: dict[str, Any] = {
+        "run": run_dir.name, "dataset": dataset, "root": str(Path(root).resolve()),
+        "n_cells": len(cells), "skipped": list(cached.skipped), "ci_unit": CI_UNIT,
+        "metrics": M.classification_metrics(labels, probs, class_names=class_names),
+        "ci": M.bootstrap_ci(labels, probs, n_boot=n_boot, seed=config.seed, groups=groups)}
+    if threshold is not None:
+        result["threshold"] = {
+            "value": threshold, "rule": run_metrics["threshold"]["rule"] + " (the run's)",
+            "metrics": M.classification_metrics(labels, probs, threshold=threshold),
+            "ci": M.bootstrap_ci(labels, probs, n_boot=n_boot, seed=config.seed,
+                                 threshold=threshold, groups=groups)}
+    seen = seen_mask(config, cells)
+    if not seen.all() and len(set(labels[seen].tolist())) > 1:
+        result["seen"] = {"excluded_classes": sorted(set(cells["source_class"][~seen])),
+                          "metrics": M.classification_metrics(labels[seen], probs[seen])}
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
+    out = Path(out_dir) if out_dir else run_dir / "evaluate" / f"{dataset}-{key}"
+    atomic_write_text(out / "predictions.csv",
+                      predictions_frame(cells, probs, class_names, threshold).to_csv(index=False))
+    atomic_write_json(out / "metrics.json", result)
+    result["out_dir"] = str(out)
+    return result
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One line: cells, AUC with its interval, sensitivity and specificity at the threshold."""
+    m, ci = result["metrics"], result["ci"]["roc_auc"]
+    text = (f"{result['dataset']}: {result['n_cells']} cells, AUC {m['roc_auc']:.3f} "
+            f"[{ci['low']:.3f}, {ci['high']:.3f}] (95% CI over slides)")
+    if "threshold" in result:
+        t = result["threshold"]["metrics"]
+        text += (f"; at the run's threshold {result['threshold']['value']:.3f}: sensitivity "
+                 f"{t['sensitivity']:.3f}, specificity {t['specificity']:.3f}")
+    return text + f" -> {result['out_dir']}"
+

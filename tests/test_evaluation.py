@@ -1,0 +1,75 @@
+"""Repeated selection/report splits from one training equal separate runs on each split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aecnn_utils.config import profile_config
+from aecnn_utils.data.prepare import prepare_data
+from aecnn_utils.evaluation import select_epoch, split_halves, summary_of
+from aecnn_utils.train import train_run
+
+
+def test_select_epoch_replays_early_stopping() -> None:
+    assert select_epoch([0.5, 0.7, 0.6, 0.8], "max", patience=5) == 4
+    # patience 1: stops after epoch 3 (no gain), never sees epoch 4
+    assert select_epoch([0.5, 0.7, 0.6, 0.8], "max", patience=1) == 2
+    assert select_epoch([0.9, 0.7, 0.7, 0.3], "min", patience=1) == 2  # a tie does not improve
+    assert select_epoch([0.9, 0.7, 0.7, 0.3], "min", patience=2) == 4
+    assert select_epoch([float("nan"), 0.4], "max", patience=3) == 1  # as the trainer does
+
+
+def test_summary_of_skips_undefined_values() -> None:
+    s = summary_of([0.5, float("nan"), 0.7])
+    assert s["n"] == 2 and s["mean"] == pytest.approx(0.6) and (s["min"], s["max"]) == (0.5, 0.7)
+
+
+@pytest.mark.parametrize("monitor", ["val_auc", "val_loss"])
+def test_repeated_splits_equal_separate_runs(monitor: str, synthetic_root: Path, tmp_path: Path,
+                                             cache_dir: Path) -> None:
+    base = dict(data_root=str(synthetic_root), test=("herlev",), image_size=32, epochs=4,
+                patience=1, monitor=monitor, n_boot=50, num_workers=0, lr=0.02)
+    once = train_run(profile_config("smoke", n_splits=3, **base), tmp_path, cache_dir=cache_dir,
+                     progress=False)
+    per_split = once.metrics["splits"]["per_split"]
+    assert [s["split_seed"] for s in per_split] == [0, 1, 2]
+    assert once.metrics["epochs_run"] == 4  # no early stopping while splits are pending
+    for k in (0, 2):
+        config = profile_config("smoke", split_seed=k, **base)
+        separate = train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
+        m = separate.metrics
+        assert per_split[k]["best_epoch"] == m["best_epoch"]
+        assert per_split[k]["threshold"] == m["threshold"]["value"]
+        for name, value in per_split[k]["test"].items():
+            np.testing.assert_equal(value, m["test"][name], err_msg=name)
+        for name, value in per_split[k]["test_at_threshold"].items():
+            np.testing.assert_equal(value, m["threshold"]["test"][name], err_msg=name)
+        # the halves are the ones the data preparation draws for that split seed
+        data = prepare_data(config, cache_dir, progress=False)
+        val_idx, test_idx = split_halves(config, data.frame("pool"), k)
+        np.testing.assert_array_equal(np.sort(val_idx), data.index["val"])
+        np.testing.assert_array_equal(np.sort(test_idx), data.index["test"])
+    summary = once.metrics["splits"]["test"]["roc_auc"]
+    aucs = [s["test"]["roc_auc"] for s in per_split]
+    assert summary["mean"] == pytest.approx(np.mean(aucs))
+    assert summary["min"] == min(aucs) and summary["max"] == max(aucs)
+
+
+def test_intervals_resample_slides(synthetic_root: Path, tmp_path: Path,
+                                   cache_dir: Path) -> None:
+    config = profile_config("smoke", data_root=str(synthetic_root), test=("herlev",),
+                            image_size=32, epochs=1, n_boot=200, num_workers=0)
+    m = train_run(config, tmp_path, cache_dir=cache_dir, progress=False).metrics
+    assert m["ci_unit"] == "patient_or_slide"
+    from aecnn_utils import metrics as M
+    from aecnn_utils.runs import load_run
+
+    preds = __import__("pandas").read_csv(load_run(next((tmp_path / "smoke").iterdir()))
+                                          .run_dir / "predictions_test.csv")
+    probs = preds[["prob_normal", "prob_abnormal"]].to_numpy()
+    grouped = M.bootstrap_ci(preds["label"], probs, n_boot=200, seed=0,
+                             groups=preds["patient_or_slide"])
+    assert m["test_ci"]["roc_auc"]["low"] == pytest.approx(grouped["roc_auc"]["low"])
