@@ -15,7 +15,7 @@ from .data.cache import load_cell, row_box, square_resize
 from .data.explore import sample_rows
 from .data.taxonomy import DATASET_LABELS
 from .io import atomic_path
-from .models import MODEL_LABELS
+from .models import model_label
 
 
 def set_style() -> None:
@@ -184,7 +184,7 @@ def plot_attention_maps(images: Sequence[np.ndarray],
 
 def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
     """Parameters and GMACs per model (log scale), from ``complexity_table``."""
-    data = table.assign(label=table["model"].map(lambda m: MODEL_LABELS.get(m, m)))
+    data = table.assign(label=table["model"].map(model_label))
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * len(data) + 1.2))
     for ax, col, title in ((axes[0], "params_M", "parameters (millions)"),
                            (axes[1], "GMACs", f"GMACs at {data['input'].iloc[0]}")):
@@ -206,7 +206,7 @@ def plot_training_curves(histories: dict[str, pd.DataFrame],
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for k, (label, h) in enumerate(histories.items()):
         color = f"C{k}"
-        name = MODEL_LABELS.get(label, label)
+        name = model_label(label)
         axes[0].plot(h["epoch"], h["train_loss"], color=color, label=name)
         axes[1].plot(h["epoch"], h["val_loss"], color=color, label=name)
         axes[2].plot(h["epoch"], h["val_auc"], color=color, marker="o", ms=3, label=name)
@@ -229,7 +229,7 @@ def plot_accuracy_across_datasets(acc: pd.DataFrame, notice: str | None = None) 
     for k, (model, sub) in enumerate(acc.groupby("model", sort=False)):
         stats = sub.groupby("dataset")["accuracy"].agg(["mean", "std"]).reindex(order) * 100
         ax.errorbar(range(len(order)), stats["mean"], yerr=stats["std"].fillna(0),
-                    marker="o", capsize=3, color=f"C{k}", label=MODEL_LABELS.get(model, model))
+                    marker="o", capsize=3, color=f"C{k}", label=model_label(model))
     ax.set_xticks(range(len(order)), order)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -271,7 +271,7 @@ def plot_roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
     for k, (model, (fpr, tpr, auc)) in enumerate(curves.items()):
         every = max(1, len(fpr) // 12)
         ax.plot(fpr, tpr, marker=markers[k % len(markers)], markevery=every, ms=5,
-                color=f"C{k}", label=f"{MODEL_LABELS.get(model, model)} (AUC {auc:.3f})")
+                color=f"C{k}", label=f"{model_label(model)} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
     ax.set_xlabel("1 - specificity (false positive rate)")
     ax.set_ylabel("sensitivity (true positive rate)")
@@ -296,7 +296,7 @@ def plot_confusion_matrices(matrices: dict[str, np.ndarray], class_names: Sequen
                           for rc, rp in zip(cm, share, strict=True)])
         sns.heatmap(share, annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False,
                     xticklabels=class_names, yticklabels=class_names, ax=ax)
-        ax.set_title(MODEL_LABELS.get(model, model))
+        ax.set_title(model_label(model))
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
     fig.tight_layout()
@@ -308,7 +308,7 @@ def plot_per_class_detection(detection: pd.DataFrame,
                              notice: str | None = None) -> plt.Figure:
     """Share of each publisher class classified correctly (sensitivity for abnormal classes,
     specificity for normal ones), one bar per model."""
-    data = detection.assign(label=detection["model"].map(lambda m: MODEL_LABELS.get(m, m)),
+    data = detection.assign(label=detection["model"].map(model_label),
                             cls=detection["source_class"] + " (" + detection["label_name"] + ")")
     fig, ax = plt.subplots(figsize=(8, 0.45 * data["cls"].nunique() + 1.5))
     sns.barplot(data=data, y="cls", x="correct", hue="label", ax=ax)

@@ -20,7 +20,7 @@ from .data.prepare import PreparedData
 from .data.taxonomy import DATASET_LABELS
 from .evaluation import reference_scores
 from .io import atomic_write_text
-from .models import MODEL_LABELS
+from .models import model_label
 from .runs import RunResult, evaluate_checkpoint, results_table
 
 #: Table 2 of the paper ("Performance comparison across models (mean values)"); percent, AUC as
@@ -84,7 +84,7 @@ SCREENING_LABELS: dict[str, str] = {
 def _numeric(ours: pd.DataFrame, labels: dict[str, str], paper: bool) -> pd.DataFrame:
     rows = []
     for model in ours.index:
-        row: dict[str, object] = {"model": MODEL_LABELS.get(model, model)}
+        row: dict[str, object] = {"model": model_label(model)}
         for key in ("seeds", "n_splits", "spread", "lr", "profile", "data"):
             if key in ours:
                 row[key] = ours.loc[model, key]
@@ -286,10 +286,10 @@ def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]
     models = [m for m in rows.index if not m.endswith("(reference)")]
     lines = [f"- {m}: AUC {_interval(rows.loc[m], 'roc_auc', 3)}, balanced accuracy "
              f"{_interval(rows.loc[m], 'balanced_accuracy', 1)}%." for m in models]
-    label = MODEL_LABELS.get(ours, ours)
+    label = model_label(ours)
     if label in models:
         for model in (m for m in models if m != label):
-            key = next(k for k, v in MODEL_LABELS.items() if v == model)
+            key = next(k for k in results if model_label(k) == model)
             wins = _split_wins(results.get(ours, []), results.get(key, []))
             more = (f"; {label} has the higher AUC on {wins[0]} of {wins[1]} report halves"
                     if wins else "")

@@ -34,7 +34,7 @@ from .device import resolve_device
 from .evaluation import evaluate_outputs, softmax, val_metrics
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .losses import build_loss
-from .models import CHECKPOINT_FORMAT, build_model, count_params
+from .models import CHECKPOINT_FORMAT, PRETRAINED, build_model, count_params
 from .runs import RunResult, autocast, open_run_dir, predict_logits, predictions_frame
 
 #: Version of what a run reports from its outputs; finished runs of an older one are re-scored.
@@ -432,13 +432,19 @@ def train_config(config: RunConfig, runs_dir: str | Path | None = None,
 
 def train_models(profile: str, models: Sequence[str], runs_dir: str | Path | None = None, *,
                  data: PreparedData | None = None, seed: int = 0, progress: bool = True,
+                 pretrained: dict[str, Path] | None = None,
                  **overrides: Any) -> dict[str, list[RunResult]]:
     """Every model under a profile, each with its own tuned values, on the same data; the
-    profile's seeds are counted from ``seed``."""
+    profile's seeds are counted from ``seed``. ``pretrained`` (model -> local ImageNet weights
+    file, :func:`aecnn_utils.models.pretrained_weights`) adds a ``<model>+imagenet`` entry
+    started from those weights, reported as a separate row."""
+    jobs = [(m, m, {}) for m in models]
+    jobs += [(m + PRETRAINED, m, {"model_kwargs": {"weights_path": str(path)}})
+             for m, path in (pretrained or {}).items()]
     results = {}
-    for model in models:
-        config = profile_config(profile, model=model, **overrides)
+    for key, model, extra in jobs:
+        config = profile_config(profile, model=model, **{**overrides, **extra})
         config = config.replace(seeds=[seed + s for s in config.seeds])
         data = data if data is not None else prepare_data(config, progress=progress)
-        results[model] = train_config(config, runs_dir, data=data, progress=progress)
+        results[key] = train_config(config, runs_dir, data=data, progress=progress)
     return results

@@ -62,3 +62,29 @@ def test_tune_cli_dry_run_and_bad_grid(synthetic_root: Path, tmp_path: Path,
     assert main(args) == 0
     assert "mobilenet_v3_small" in capsys.readouterr().out
     assert not (tmp_path / "profiles").exists()  # a dry run records nothing
+
+
+def test_local_imagenet_weights_add_a_separate_row(synthetic_root: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from torchvision.models import mobilenet_v3_small
+
+    from aecnn_utils import report
+    from aecnn_utils.models import pretrained_weights
+
+    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    (tmp_path / "weights").mkdir()
+    torch.save(mobilenet_v3_small(weights=None).state_dict(),  # stands in for ImageNet's file
+               tmp_path / "weights" / "mobilenet_v3_small.pth")
+    monkeypatch.setenv("AECNN_WEIGHTS_DIR", str(tmp_path / "weights"))
+    found = pretrained_weights()
+    assert list(found) == ["mobilenet_v3_small"]
+    overrides = {"data_root": str(synthetic_root), **SMALL}
+    runs = train_models("smoke", ["mobilenet_v3_small"], tmp_path / "runs", progress=False,
+                        pretrained=found, **overrides)
+    assert list(runs) == ["mobilenet_v3_small", "mobilenet_v3_small+imagenet"]
+    started = runs["mobilenet_v3_small+imagenet"][0]
+    assert started.config.model_kwargs == {"weights_path": str(found["mobilenet_v3_small"])}
+    assert started.run_dir != runs["mobilenet_v3_small"][0].run_dir
+    table = report.table2(runs)
+    assert list(table["model"]) == ["MobileNetV3-Small", "MobileNetV3-Small (ImageNet weights)"]

@@ -50,6 +50,36 @@ def build_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
     return MODELS[name](num_classes=num_classes, **kwargs)
 
 
+#: Suffix of the result key of a model started from local ImageNet weights.
+PRETRAINED = "+imagenet"
+
+
+def model_label(key: str) -> str:
+    """Display name of a result key: ``resnet50`` -> "ResNet-50", ``resnet50+imagenet`` ->
+    "ResNet-50 (ImageNet weights)"."""
+    base = key.removesuffix(PRETRAINED)
+    label = MODEL_LABELS.get(base, base)
+    return f"{label} (ImageNet weights)" if key.endswith(PRETRAINED) else label
+
+
+def pretrained_weights(folder: str | Path | None = None) -> dict[str, Path]:
+    """Local ImageNet weight files ``<model>.pth`` (or ``.pt``) of the torchvision models in
+    ``folder`` (default ``$AECNN_WEIGHTS_DIR``); nothing is ever downloaded."""
+    import os
+
+    folder = folder or os.environ.get("AECNN_WEIGHTS_DIR", "")
+    if not folder:
+        return {}
+    found = {}
+    for name in MODELS:
+        for suffix in (".pth", ".pt"):
+            path = Path(folder) / f"{name}{suffix}"
+            if name != "aecnn" and path.is_file():
+                found[name] = path
+                break
+    return found
+
+
 def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     """Raise ``TypeError``/``ValueError`` if ``build_model(name, **kwargs)`` would fail (the
     model is built once, on the CPU, only when ``kwargs`` is not empty)."""
@@ -90,6 +120,7 @@ __all__ = [
     "DEFAULT_STAGES",
     "MODELS",
     "MODEL_LABELS",
+    "PRETRAINED",
     "AttentionFusion",
     "ChannelAttention",
     "DepthwiseSeparableConv",
@@ -104,4 +135,6 @@ __all__ = [
     "count_params",
     "layer_table",
     "load_trained_model",
+    "model_label",
+    "pretrained_weights",
 ]
