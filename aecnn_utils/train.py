@@ -284,7 +284,9 @@ def _epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
     state, value = run.state, float(row[config.monitor])
     better = value < state["best_value"] if MONITORS[config.monitor] == "min" else \
         value > state["best_value"]
-    if better or state["best_epoch"] == 0:
+    if state["bad_epochs"] >= config.patience:
+        pass  # early stopping has chosen (training goes on only for repeated splits)
+    elif better or state["best_epoch"] == 0:
         state.update(best_value=value, best_epoch=epoch, bad_epochs=0)
         _save({**run.meta, "model": run.model.state_dict(), "epoch": epoch,
                "monitor": config.monitor, "value": value}, run.best_path)
@@ -370,7 +372,11 @@ def refresh_metrics(run: RunResult, data: PreparedData) -> RunResult:
                           "'overwrite')")
     loss_fn = make_loss(run.config, torch.tensor(run.metrics["train_counts"]))
     final = evaluate_outputs(run.config, data.class_names, data.frame("pool"), outputs,
-                             data.index, loss_fn, best_epoch=run.metrics["best_epoch"])
+                             data.index, loss_fn)
+    if final["best_epoch"] != run.metrics["best_epoch"]:  # best.pt holds another epoch
+        raise ConfigError(f"{run.run_dir} kept epoch {run.metrics['best_epoch']} as best.pt, "
+                          f"but early stopping replayed on its outputs keeps epoch "
+                          f"{final['best_epoch']}: train it again (if_exists='overwrite')")
     metrics = {**run.metrics, **final, "evaluation_version": EVALUATION_VERSION}
     atomic_write_json(run.run_dir / "metrics.json", metrics)
     return RunResult(run.run_dir, run.config, run.history, metrics, reused=True)

@@ -37,6 +37,8 @@ def test_repeated_splits_equal_separate_runs(monitor: str, synthetic_root: Path,
     per_split = once.metrics["splits"]["per_split"]
     assert [s["split_seed"] for s in per_split] == [0, 1, 2]
     assert once.metrics["epochs_run"] == 4  # no early stopping while splits are pending
+    assert once.metrics["best_epoch"] == per_split[0]["best_epoch"]  # split 0 is the run's own
+    assert once.metrics["test"]["roc_auc"] == per_split[0]["test"]["roc_auc"]
     for k in (0, 2):
         config = profile_config("smoke", split_seed=k, **base)
         separate = train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
@@ -73,3 +75,26 @@ def test_intervals_resample_slides(synthetic_root: Path, tmp_path: Path,
     grouped = M.bootstrap_ci(preds["label"], probs, n_boot=200, seed=0,
                              groups=preds["patient_or_slide"])
     assert m["test_ci"]["roc_auc"]["low"] == pytest.approx(grouped["roc_auc"]["low"])
+
+
+def test_finished_runs_are_rescored_from_their_outputs(synthetic_root: Path, tmp_path: Path,
+                                                       cache_dir: Path) -> None:
+    import json
+
+    from aecnn_utils.config import ConfigError
+    from aecnn_utils.train import EVALUATION_VERSION
+
+    config = profile_config("smoke", data_root=str(synthetic_root), test=("herlev",),
+                            image_size=32, epochs=2, n_boot=20, num_workers=0)
+    first = train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
+    path = first.run_dir / "metrics.json"
+    old = {k: v for k, v in first.metrics.items()
+           if k not in ("evaluation_version", "test_seen", "ci_unit")}  # an older evaluation
+    path.write_text(json.dumps(old))
+    again = train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
+    assert again.reused and again.metrics["evaluation_version"] == EVALUATION_VERSION
+    np.testing.assert_equal(again.metrics["test_seen"], first.metrics["test_seen"])
+    assert json.loads(path.read_text())["test"]["roc_auc"] == first.metrics["test"]["roc_auc"]
+    path.write_text(json.dumps({**old, "best_epoch": 3 - first.metrics["best_epoch"]}))
+    with pytest.raises(ConfigError, match="train it again"):
+        train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
