@@ -92,26 +92,32 @@ def seen_mask(config: RunConfig, frame: pd.DataFrame) -> np.ndarray:
 
 def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFrame,
                 outputs: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray,
-                loss_fn: nn.Module, best_epoch: int | None = None) -> dict[str, Any]:
+                loss_fn: nn.Module, best_epoch: int | None = None,
+                intervals: bool = True) -> dict[str, Any]:
     """Epoch, threshold and metrics of one split from the stored ``outputs`` (``epochs x N x
-    C`` logits on ``pool``). ``best_epoch`` skips the epoch choice (the trainer made it)."""
+    C`` logits on ``pool``). ``best_epoch`` skips the epoch choice (the trainer made it);
+    ``intervals=False`` skips the bootstrap."""
     labels = pool["label"].to_numpy()
     yv, yt = labels[val_idx], labels[test_idx]
     seen = seen_mask(config, pool.iloc[test_idx])
+    partial = seen.any() and not seen.all()
     curve = [val_metrics(o[val_idx], yv, loss_fn)[config.monitor] for o in outputs]
     if best_epoch is None:
         best_epoch = select_epoch(curve, MONITORS[config.monitor], config.patience)
     probs = softmax(outputs[best_epoch - 1])
     pv, pt = probs[val_idx], probs[test_idx]
     groups = pool[CI_UNIT].to_numpy()[test_idx]
+
+    def ci(threshold: float | None = None) -> dict[str, Any]:
+        return M.bootstrap_ci(yt, pt, n_boot=config.n_boot, seed=config.seed,
+                              threshold=threshold, groups=groups) if intervals else {}
+
     out: dict[str, Any] = {
         "best_epoch": best_epoch, "selection_value": curve[best_epoch - 1],
         "val": M.classification_metrics(yv, pv, class_names=class_names),
         "test": M.classification_metrics(yt, pt, class_names=class_names),
-        "test_ci": M.bootstrap_ci(yt, pt, n_boot=config.n_boot, seed=config.seed,
-                                  groups=groups),
-        "ci_unit": CI_UNIT}
-    if not seen.all():
+        "test_ci": ci(), "ci_unit": CI_UNIT}
+    if partial:
         out["test_seen"] = M.classification_metrics(yt[seen], pt[seen], class_names=class_names)
     if len(class_names) == 2 and len(set(yv.tolist())) == 2:
         t = M.threshold_for_sensitivity(yv, pv[:, 1], config.target_sensitivity)
@@ -121,9 +127,8 @@ def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFram
             "value": t,
             "val": M.classification_metrics(yv, pv, threshold=t),
             "test": M.classification_metrics(yt, pt, threshold=t),
-            "test_ci": M.bootstrap_ci(yt, pt, n_boot=config.n_boot, seed=config.seed,
-                                      threshold=t, groups=groups)}
-        if not seen.all():
+            "test_ci": ci(t)}
+        if partial:
             out["threshold"]["test_seen"] = M.classification_metrics(yt[seen], pt[seen],
                                                                      threshold=t)
     return out
@@ -140,7 +145,8 @@ def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.Data
     per_split = []
     for seed in range(config.split_seed, config.split_seed + config.n_splits):
         val_idx, test_idx = split_halves(config, pool, seed)
-        s = score_split(config, class_names, pool, outputs, val_idx, test_idx, loss_fn)
+        s = score_split(config, class_names, pool, outputs, val_idx, test_idx, loss_fn,
+                        intervals=False)
         row: dict[str, Any] = {"split_seed": seed, "best_epoch": s["best_epoch"],
                                "selection_value": s["selection_value"],
                                "test": _scalars(s["test"])}
