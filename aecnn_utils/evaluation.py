@@ -108,8 +108,12 @@ def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFram
     pv, pt = probs[val_idx], probs[test_idx]
     groups = pool[CI_UNIT].to_numpy()[test_idx]
 
+    names = (*M.TABLE_METRICS, "balanced_accuracy")
+    if len(class_names) == 2:
+        names += ("sens_at_spec90", "sens_at_spec95", "spec_at_sens90", "spec_at_sens95")
+
     def ci(threshold: float | None = None) -> dict[str, Any]:
-        return M.bootstrap_ci(yt, pt, n_boot=config.n_boot, seed=config.seed,
+        return M.bootstrap_ci(yt, pt, names, n_boot=config.n_boot, seed=config.seed,
                               threshold=threshold, groups=groups) if intervals else {}
 
     out: dict[str, Any] = {

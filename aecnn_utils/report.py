@@ -264,7 +264,7 @@ def roc_curves(results: dict[str, Sequence[RunResult]],
 
 
 def _interval(row: pd.Series, metric: str, digits: int) -> str:
-    text = f"{row[metric]:.{digits}f} ± {row[f'{metric}_std']:.{digits}f}"
+    text = M.format_mean_std(row[metric], row.get(f"{metric}_std"), digits, percent=False)
     if not pd.isna(row.get(f"{metric}_low")):
         text += f" [{row[f'{metric}_low']:.{digits}f}, {row[f'{metric}_high']:.{digits}f}]"
     return text
@@ -304,7 +304,7 @@ def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]
     best = rows.loc[top]
     lines.append(f"- {top} has the highest mean AUC; at 95% specificity its sensitivity is "
                  f"{best['sens_at_spec95']:.1f}%, at 95% sensitivity its specificity "
-                 f"{best['spec_at_sens95']:.1f}% (each report half's ROC curve, mean over splits).")
+                 f"{best['spec_at_sens95']:.1f}% (read off the report cells' ROC curve).")
     if "roc_auc_seen" in rows:
         lines.append(f"- Without the classes no training cell resembles (Herlev's columnar "
                      f"cells), {top}'s AUC is {best['roc_auc_seen']:.3f} and its balanced "

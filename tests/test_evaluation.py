@@ -66,6 +66,7 @@ def test_intervals_resample_slides(synthetic_root: Path, tmp_path: Path,
                             image_size=32, epochs=1, n_boot=200, num_workers=0)
     m = train_run(config, tmp_path, cache_dir=cache_dir, progress=False).metrics
     assert m["ci_unit"] == "patient_or_slide"
+    assert {"sens_at_spec95", "spec_at_sens90", "balanced_accuracy"} <= set(m["test_ci"])
     from aecnn_utils import metrics as M
     from aecnn_utils.runs import load_run
 
