@@ -66,10 +66,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, object]:
 
 
 def _train(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from .config import profile_config
-    from .metrics import summarize_seeds
+    from .runs import results_table
     from .train import train_config
 
     overrides = parse_overrides(args.set or [])
@@ -79,16 +77,15 @@ def _train(args: argparse.Namespace) -> None:
         if value is not None:
             overrides[key] = value
     configs = [profile_config(args.profile, model=model, **overrides) for model in args.models]
-    rows = []
+    results = {}
     for config in configs:
-        results = train_config(config, args.runs_dir, if_exists=args.if_exists)
-        summary = summarize_seeds([r.metrics["test"] for r in results],
-                                  ["accuracy", "sensitivity", "specificity", "f1", "roc_auc"])
-        for r in results:
+        results[config.model] = train_config(config, args.runs_dir, if_exists=args.if_exists)
+        for r in results[config.model]:
             print(f"{r.run_dir}: test AUC {r.metrics['test']['roc_auc']:.3f}")
-        rows.append({"model": config.model, **{k: f"{v['mean']:.3f} +- {v['std']:.3f}"
-                                               for k, v in summary.items()}})
-    print(pd.DataFrame(rows).to_string(index=False))
+    table = results_table(results)  # mean and sd over splits (or seeds)
+    columns = ["model", "spread"] + [c for m in ("roc_auc", "balanced_accuracy", "recall",
+                                                 "specificity") for c in (m, f"{m}_std")]
+    print(table[columns].round(3).to_string(index=False))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
