@@ -76,3 +76,11 @@ def test_unseen_classes_follow_the_training_lineages() -> None:
     assert taxonomy.unseen_classes("herlev", ("sipakmed",)) == ("normal_columnar",)
     assert taxonomy.unseen_classes("cric", ("sipakmed",)) == ()
     assert taxonomy.unseen_classes("herlev", ("herlev",)) == ()
+
+
+def test_published_counts_match_the_releases_totals() -> None:
+    """4,049 SIPaKMeD crops (Plissiti et al. 2018), 917 Herlev cells (Jantzen et al. 2005)."""
+    totals = {name: sum(counts.values()) for name, counts in taxonomy.PUBLISHED_COUNTS.items()}
+    assert totals == {"sipakmed": 4049, "herlev": 917}
+    for name, counts in taxonomy.PUBLISHED_COUNTS.items():
+        assert set(counts) == set(taxonomy.source_classes(name))
