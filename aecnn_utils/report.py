@@ -168,8 +168,8 @@ def format_table(numeric: pd.DataFrame, labels: dict[str, str],
         paper = f"{metric}_paper" in numeric
         out[f"{label} (ours)" if paper else label] = numeric.apply(cell, axis=1)
         if paper:
-            out[f"{label} (paper)"] = numeric[f"{metric}_paper"].map(
-                lambda v, d=digits: "-" if pd.isna(v) else f"{v:.{d + 1}f}")
+            out[f"{label} (paper)"] = numeric[f"{metric}_paper"].map(  # as the paper prints it
+                lambda v, d=3 if metric == "roc_auc" else 2: "-" if pd.isna(v) else f"{v:.{d}f}")
     return out
 
 
