@@ -10,7 +10,8 @@ function of those stored outputs:
 2. the threshold: the largest one that keeps the selection half's sensitivity at or above
    ``target_sensitivity``;
 3. the report half's metrics at 0.5 and at that threshold, with 95% intervals from a *group*
-   bootstrap over ``patient_or_slide`` (cells of one slide are not independent), and the same
+   bootstrap over ``patient_or_slide`` (cells of one slide are not independent; over repeated
+   splits, the interval of the mean over splits, all splits rescored on each draw), and the same
    metrics without the cells of classes no training cell resembles (``test_seen``: Herlev's
    columnar cells for a model trained on SIPaKMeD, :func:`~aecnn_utils.data.taxonomy.
    unseen_classes`).
@@ -108,9 +109,7 @@ def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFram
     pv, pt = probs[val_idx], probs[test_idx]
     groups = pool[CI_UNIT].to_numpy()[test_idx]
 
-    names = (*M.TABLE_METRICS, "balanced_accuracy")
-    if len(class_names) == 2:
-        names += ("sens_at_spec90", "sens_at_spec95", "spec_at_sens90", "spec_at_sens95")
+    names = _interval_names(class_names)
 
     def ci(threshold: float | None = None) -> dict[str, Any]:
         return M.bootstrap_ci(yt, pt, names, n_boot=config.n_boot, seed=config.seed,
@@ -138,6 +137,14 @@ def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFram
     return out
 
 
+def _interval_names(class_names: Sequence[str]) -> tuple[str, ...]:
+    """The metrics that get a bootstrap interval (screening ones for binary runs)."""
+    names = (*M.TABLE_METRICS, "balanced_accuracy")
+    if len(class_names) == 2:
+        names += ("sens_at_spec90", "sens_at_spec95", "spec_at_sens90", "spec_at_sens95")
+    return names
+
+
 def _scalars(m: dict[str, Any]) -> dict[str, float]:
     return {k: m[k] for k in SPLIT_METRICS if k in m}
 
@@ -146,11 +153,13 @@ def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.Data
                     outputs: np.ndarray, loss_fn: nn.Module) -> dict[str, Any]:
     """:func:`score_split` for split seeds ``split_seed .. split_seed + n_splits - 1``: each
     split's epoch, threshold and scalar metrics, and their mean, sd, min and max."""
-    per_split = []
+    per_split, scorings = [], []
     for seed in range(config.split_seed, config.split_seed + config.n_splits):
         val_idx, test_idx = split_halves(config, pool, seed)
         s = score_split(config, class_names, pool, outputs, val_idx, test_idx, loss_fn,
                         intervals=False)
+        scorings.append((softmax(outputs[s["best_epoch"] - 1]), test_idx,
+                         s.get("threshold", {}).get("value")))
         row: dict[str, Any] = {"split_seed": seed, "best_epoch": s["best_epoch"],
                                "selection_value": s["selection_value"],
                                "test": _scalars(s["test"])}
@@ -167,9 +176,20 @@ def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.Data
         rows = [r[key] for r in per_split if key in r]
         return {k: summary_of([r[k] for r in rows]) for k in (rows[0] if rows else ())}
 
-    blocks = ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold")
-    return {"n_splits": config.n_splits, "per_split": per_split,
-            **{block: summary(block) for block in blocks},
+    blocks = {block: summary(block) for block in
+              ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold")}
+    names = _interval_names(class_names)
+    labels, groups = pool["label"].to_numpy(), pool[CI_UNIT].to_numpy()
+    for block, at_threshold in (("test", False), ("test_at_threshold", True)):
+        if not blocks[block]:
+            continue
+        probs, rows, thresholds = zip(*scorings, strict=True)
+        intervals = M.bootstrap_mean_ci(labels, probs, rows, thresholds if at_threshold else
+                                        [None] * len(rows), groups, names,
+                                        n_boot=config.n_boot, seed=config.seed)
+        for name, interval in intervals.items():
+            blocks[block][name].update(low=interval["low"], high=interval["high"])
+    return {"n_splits": config.n_splits, "per_split": per_split, **blocks,
             "best_epoch": summary_of([r["best_epoch"] for r in per_split]),
             "selection_value": summary_of([r["selection_value"] for r in per_split])}
 

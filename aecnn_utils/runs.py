@@ -223,7 +223,7 @@ def results_table(results: dict[str, Sequence[RunResult]], block: str = "test") 
             row[f"{name}_std"] = float(spread) if spread is not None else np.nan
             row[f"{name}_min"], row[f"{name}_max"] = (float(v) if v is not None else np.nan
                                                       for v in low_high)
-            interval = ci.get(name) or {}
+            interval = (per_seed[0] if splits and "low" in per_seed[0] else ci.get(name)) or {}
             for bound in ("low", "high"):
                 value = interval.get(bound)
                 row[f"{name}_{bound}"] = np.nan if value is None else float(value)

@@ -38,7 +38,7 @@ from .models import CHECKPOINT_FORMAT, PRETRAINED, build_model, count_params
 from .runs import RunResult, autocast, open_run_dir, predict_logits, predictions_frame
 
 #: Version of what a run reports from its outputs; finished runs of an older one are re-scored.
-EVALUATION_VERSION = 3
+EVALUATION_VERSION = 4
 
 
 class TrainingDiverged(RuntimeError):

@@ -58,6 +58,7 @@ def test_repeated_splits_equal_separate_runs(monitor: str, synthetic_root: Path,
     aucs = [s["test"]["roc_auc"] for s in per_split]
     assert summary["mean"] == pytest.approx(np.mean(aucs))
     assert summary["min"] == min(aucs) and summary["max"] == max(aucs)
+    assert summary["low"] <= summary["mean"] <= summary["high"]  # interval of the mean, slides
 
 
 def test_intervals_resample_slides(synthetic_root: Path, tmp_path: Path,

@@ -122,8 +122,12 @@ def test_repeated_splits_give_mean_sd_and_range(results) -> None:
     assert row["roc_auc"] == pytest.approx(0.7) and row["roc_auc_std"] == pytest.approx(0.1)
     assert (row["roc_auc_min"], row["roc_auc_max"]) == (0.6, 0.8)
     assert row["spread"] == "sd over 3 splits"
+    # without an interval of the mean over splits, the configured split's interval is shown
     assert row["roc_auc_low"] == pytest.approx(run.metrics["test_ci"]["roc_auc"]["low"])
     assert "3 selection/report splits" in report.caption(table, "Table 2")
+    run.metrics["splits"]["test"]["roc_auc"].update(low=0.65, high=0.75)
+    row = report.table2({"aecnn": [run]}).iloc[0]
+    assert (row["roc_auc_low"], row["roc_auc_high"]) == (0.65, 0.75)
 
 
 def test_reference_classifiers_score_the_prevalence() -> None:
