@@ -109,7 +109,7 @@ def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFram
     pv, pt = probs[val_idx], probs[test_idx]
     groups = pool[CI_UNIT].to_numpy()[test_idx]
 
-    names = _interval_names(class_names)
+    names = interval_names(class_names)
 
     def ci(threshold: float | None = None) -> dict[str, Any]:
         return M.bootstrap_ci(yt, pt, names, n_boot=config.n_boot, seed=config.seed,
@@ -137,7 +137,7 @@ def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFram
     return out
 
 
-def _interval_names(class_names: Sequence[str]) -> tuple[str, ...]:
+def interval_names(class_names: Sequence[str]) -> tuple[str, ...]:
     """The metrics that get a bootstrap interval (screening ones for binary runs)."""
     names = (*M.TABLE_METRICS, "balanced_accuracy")
     if len(class_names) == 2:
@@ -178,7 +178,7 @@ def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.Data
 
     blocks = {block: summary(block) for block in
               ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold")}
-    names = _interval_names(class_names)
+    names = interval_names(class_names)
     labels, groups = pool["label"].to_numpy(), pool[CI_UNIT].to_numpy()
     for block, at_threshold in (("test", False), ("test_at_threshold", True)):
         if not blocks[block]:

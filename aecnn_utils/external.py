@@ -18,14 +18,12 @@ from . import metrics as M
 from .config import ConfigError, RunConfig
 from .data import taxonomy
 from .data.cache import cache_images
-from .data.loaders import CellDataset, make_loader
 from .data.readers import scan_dataset
-from .data.transforms import NormStats, build_eval_transform
 from .device import resolve_device
-from .evaluation import CI_UNIT, seen_mask, softmax
+from .evaluation import CI_UNIT, interval_names, seen_mask
 from .io import atomic_write_json, atomic_write_text
 from .models import load_trained_model
-from .runs import predict_logits, predictions_frame
+from .runs import checkpoint_probs, predictions_frame
 
 
 def resolve_run(path: str | Path) -> Path:
@@ -73,23 +71,21 @@ def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str |
     frame = scan_dataset(dataset, root, scheme=config.scheme, **kwargs)
     cached = cache_images(frame, int(meta["image_size"]), cache_dir,
                           resize_mode=config.resize_mode, on_error=on_error, progress=progress)
-    transform = build_eval_transform(int(meta["image_size"]), NormStats.from_dict(meta["norm"]))
-    logits, labels = predict_logits(model, make_loader(CellDataset(cached, transform), 128,
-                                                       shuffle=False, device=dev), dev)
-    probs = softmax(logits)
+    labels, probs = checkpoint_probs(model, meta, cached, dev)
     threshold = run_metrics.get("threshold", {}).get("value")
     cells = cached.frame
-    groups = cells[CI_UNIT].to_numpy()
+    groups, names = cells[CI_UNIT].to_numpy(), interval_names(class_names)
     result: dict[str, Any] = {
         "run": run_dir.name, "dataset": dataset, "root": str(Path(root).resolve()),
         "n_cells": len(cells), "skipped": list(cached.skipped), "ci_unit": CI_UNIT,
         "metrics": M.classification_metrics(labels, probs, class_names=class_names),
-        "ci": M.bootstrap_ci(labels, probs, n_boot=n_boot, seed=config.seed, groups=groups)}
+        "ci": M.bootstrap_ci(labels, probs, names, n_boot=n_boot, seed=config.seed,
+                             groups=groups)}
     if threshold is not None:
         result["threshold"] = {
             "value": threshold, "rule": run_metrics["threshold"]["rule"] + " (the run's)",
             "metrics": M.classification_metrics(labels, probs, threshold=threshold),
-            "ci": M.bootstrap_ci(labels, probs, n_boot=n_boot, seed=config.seed,
+            "ci": M.bootstrap_ci(labels, probs, names, n_boot=n_boot, seed=config.seed,
                                  threshold=threshold, groups=groups)}
     seen = seen_mask(config, cells)
     if not seen.all() and len(set(labels[seen].tolist())) > 1:

@@ -5,8 +5,9 @@ A run folder ``runs/<profile>/<run-id>/`` (written by :func:`aecnn_utils.train.t
 ``config.yaml``  the configuration            ``norm.json``     training-set normalisation
 ``splits.csv``   cells per split and label    ``history.csv``   one row per epoch
 ``best.pt``      best model (by the monitor)  ``last.pt``       full state after the last epoch
+``epochs.npz``   the model's logits on every validation and test cell after each epoch
 ``metrics.json`` validation and test metrics at 0.5 and at the validation-chosen threshold,
-                 with bootstrap confidence intervals on the test cells
+                 with slide-level bootstrap intervals (and, with repeated splits, per split)
 ``predictions_val.csv``, ``predictions_test.csv``  per-cell probabilities
 """
 
@@ -28,6 +29,7 @@ from torch import nn
 
 from . import metrics as M
 from .config import ConfigError, RunConfig
+from .data.cache import CachedImages
 from .data.loaders import CellDataset, make_loader
 from .data.prepare import PreparedData
 from .data.sources import project_dir
@@ -138,13 +140,21 @@ def evaluate_checkpoint(run: RunResult, data: PreparedData, part: str,
         raise ValueError(f"unknown split {part!r}; choose one of train, val, test, pool")
     dev = resolve_device(device)
     model, meta = load_trained_model(run.best_checkpoint, map_location=dev)
-    model.to(dev)
+    cells = data.caches["train" if part == "train" else "pool"]
+    return checkpoint_probs(model.to(dev), meta, cells, dev, data.index.get(part))
+
+
+def checkpoint_probs(model: nn.Module, meta: dict[str, Any], cells: CachedImages,
+                     device: torch.device, rows: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and class probabilities of a trained model on cached cells (optionally only
+    ``rows``), with the normalisation and image size its checkpoint ``meta`` records."""
     transform = build_eval_transform(int(meta["image_size"]), NormStats.from_dict(meta["norm"]))
-    dataset = CellDataset(data.caches["train" if part == "train" else "pool"], transform)
-    if part in data.index:
-        dataset = torch.utils.data.Subset(dataset, data.index[part].tolist())
-    logits, labels = predict_logits(model, make_loader(dataset, 128, shuffle=False, device=dev),
-                                    dev)
+    dataset = CellDataset(cells, transform)
+    if rows is not None:
+        dataset = torch.utils.data.Subset(dataset, rows.tolist())
+    logits, labels = predict_logits(model, make_loader(dataset, 128, shuffle=False,
+                                                       device=device), device)
     return labels, softmax(logits)
 
 
