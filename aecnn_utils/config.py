@@ -47,7 +47,7 @@ import yaml
 from . import __version__
 from .data.cache import RESIZE_MODES
 from .data.taxonomy import DATASET_NAMES, SCHEMES
-from .data.transforms import AugmentConfig
+from .data.transforms import INPUT_MODES, STAIN_NORMS, AugmentConfig
 from .io import atomic_write_text
 from .losses import LOSS_NAMES, WEIGHT_METHODS
 from .models import MODELS, check_model_kwargs
@@ -64,8 +64,17 @@ MONITORS: dict[str, str] = {"val_loss": "min", "val_auc": "max", "val_balanced_a
 _MINIMA: dict[str, float] = {
     "image_size": 32, "cric_crop_size": 8, "epochs": 1, "batch_size": 1, "n_folds": 2,
     "fold": 0, "warmup_epochs": 0, "patience": 1, "n_boot": 1, "synthetic_per_class": 2,
-    "num_workers": 0, "n_splits": 1, "weight_decay": 0, "momentum": 0, "gamma": 0, "lambda_w": 0,
-    "lambda_f": 0}
+    "num_workers": 0, "n_splits": 1, "weight_decay": 0, "mixup": 0, "momentum": 0, "gamma": 0,
+    "lambda_w": 0, "lambda_f": 0}
+
+
+#: Fields added after runs were published, with the value that does what the kit did before
+#: them: at that value they are left out of :meth:`RunConfig.fingerprint`, so that the run
+#: folders trained before keep their ids (and are reused, not retrained).
+LATER_FIELDS: dict[str, Any] = {"mixup": 0.0, "input_mode": "rgb", "stain_norm": "none",
+                                "tta": False, "adapt_bn": False}
+LATER_AUGMENT_FIELDS: dict[str, Any] = {"p_stain": 0.0, "stain_scale": 0.05, "p_color": 0.0,
+                                        "p_blur": 0.0, "p_zoom": 0.0, "zoom_scale": [0.35, 1.0]}
 
 
 class ConfigError(ValueError):
@@ -133,6 +142,11 @@ class RunConfig:
     focal_alpha: float | str | None = None
     weight_method: str = "inverse"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mixup: float = 0.0
+    input_mode: str = "rgb"
+    stain_norm: str = "none"
+    tta: bool = False
+    adapt_bn: bool = False
     monitor: str = "val_loss"
     patience: int = 20
     seed: int = 0
@@ -161,8 +175,9 @@ class RunConfig:
             setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
         if isinstance(self.augment, dict):
             aug = dict(self.augment)
-            if "noise_std" in aug:
-                aug["noise_std"] = tuple(aug["noise_std"])
+            for key in ("noise_std", "zoom_scale"):
+                if key in aug:
+                    aug[key] = tuple(aug[key])
             try:
                 self.augment = AugmentConfig(**aug)
             except (TypeError, ValueError) as exc:
@@ -189,6 +204,7 @@ class RunConfig:
                               ("resize_mode", RESIZE_MODES), ("optimizer", OPTIMIZERS),
                               ("schedule", SCHEDULES), ("loss", LOSS_NAMES),
                               ("weight_method", WEIGHT_METHODS), ("monitor", MONITORS),
+                              ("input_mode", INPUT_MODES), ("stain_norm", STAIN_NORMS),
                               ("profile", (*PROFILE_NAMES, "custom"))):
             choose(name, choices)
         for role in ("train", "val", "test"):
@@ -309,6 +325,10 @@ class RunConfig:
         data = self.to_dict()
         for key in ("device", "num_workers", "seeds", "n_boot"):
             data.pop(key, None)
+        for where, later in ((data, LATER_FIELDS), (data["augment"], LATER_AUGMENT_FIELDS)):
+            for key, before in later.items():
+                if where.get(key) == before:
+                    del where[key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
     def run_id(self, data_fingerprint: str = "") -> str:

@@ -14,6 +14,7 @@ A run folder ``runs/<profile>/<run-id>/`` (written by :func:`aecnn_utils.train.t
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ from .data.cache import CachedImages
 from .data.loaders import CellDataset, make_loader
 from .data.prepare import PreparedData
 from .data.sources import project_dir
-from .data.transforms import NormStats, build_eval_transform
+from .data.transforms import InputPrep, NormStats, build_eval_transform
 from .device import resolve_device
 from .evaluation import softmax
 
@@ -112,11 +113,46 @@ def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManag
     return contextlib.nullcontext()
 
 
+#: Batch size of the AdaBN pass.
+ADABN_BATCH = 64
+
+
+@torch.no_grad()
+def adapt_batchnorm(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
+                    channels_last: bool = False) -> nn.Module:
+    """AdaBN (Li et al. 2018): a copy of ``model`` whose BatchNorm statistics are re-estimated
+    on the (unlabelled) images of ``loader``. Transductive: it looks at the target images.
+
+    The statistics are the average over batches of :data:`ADABN_BATCH` images in the dataset's
+    order, whatever ``loader``'s batch size: the trainer and ``evaluate`` agree exactly.
+    """
+    adapted = copy.deepcopy(model).eval()
+    norms = [m for m in adapted.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+        m.train()
+    for x, _ in torch.utils.data.DataLoader(loader.dataset, batch_size=ADABN_BATCH):
+        x = x.to(device, non_blocking=True)
+        adapted(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+    return adapted.eval()
+
+
+#: Test-time augmentation: the flips a cell has no preferred orientation for (dims of NCHW).
+TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
-                   amp: bool = False, channels_last: bool = False
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits (float32, ``N x C``) and labels of ``model`` over ``loader``."""
+                   amp: bool = False, channels_last: bool = False, tta: bool = False,
+                   adapt_bn: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (float32, ``N x C``) and labels of ``model`` over ``loader``.
+
+    ``tta`` averages the logits over :data:`TTA_FLIPS`; ``adapt_bn`` predicts with a copy whose
+    BatchNorm statistics come from ``loader``'s images (:func:`adapt_batchnorm`).
+    """
+    if adapt_bn:
+        model = adapt_batchnorm(model, loader, device, channels_last)
     model.eval()
     logits, labels = [], []
     for x, y in loader:
@@ -124,8 +160,9 @@ def predict_logits(model: nn.Module, loader: torch.utils.data.DataLoader, device
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
-            out = model(x)
-        logits.append(out.float().cpu().numpy())
+            outs = [model(x.flip(dims) if dims else x).float()
+                    for dims in (TTA_FLIPS if tta else ((),))]
+        logits.append(torch.stack(outs).mean(0).cpu().numpy())
         labels.append(y.numpy())
     return np.concatenate(logits), np.concatenate(labels)
 
@@ -141,6 +178,7 @@ def evaluate_checkpoint(run: RunResult, data: PreparedData, part: str,
     dev = resolve_device(device)
     model, meta = load_trained_model(run.best_checkpoint, map_location=dev)
     cells = data.caches["train" if part == "train" else "pool"]
+    meta = {**meta, "input": data.prep.mode_only.to_dict()}  # stain normalised in the cache
     return checkpoint_probs(model.to(dev), meta, cells, dev, data.index.get(part))
 
 
@@ -148,13 +186,17 @@ def checkpoint_probs(model: nn.Module, meta: dict[str, Any], cells: CachedImages
                      device: torch.device, rows: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Labels and class probabilities of a trained model on cached cells (optionally only
-    ``rows``), with the normalisation and image size its checkpoint ``meta`` records."""
-    transform = build_eval_transform(int(meta["image_size"]), NormStats.from_dict(meta["norm"]))
+    ``rows``), with the normalisation, image size, input preparation (stain normalisation,
+    input mode) and inference options (TTA, AdaBN over these cells) its checkpoint ``meta``
+    records."""
+    transform = build_eval_transform(int(meta["image_size"]), NormStats.from_dict(meta["norm"]),
+                                     InputPrep.from_dict(meta.get("input")))
     dataset = CellDataset(cells, transform)
     if rows is not None:
         dataset = torch.utils.data.Subset(dataset, rows.tolist())
     logits, labels = predict_logits(model, make_loader(dataset, 128, shuffle=False,
-                                                       device=device), device)
+                                                       device=device), device,
+                                    **meta.get("inference", {}))
     return labels, softmax(logits)
 
 

@@ -97,8 +97,13 @@ def _train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, loss
                      scheduler: torch.optim.lr_scheduler.LRScheduler,
                      scaler: torch.amp.GradScaler, device: torch.device, *, amp: bool,
                      channels_last: bool, progress: bool, desc: str,
-                     where: Callable[[int], str]) -> tuple[float, int, float]:
+                     where: Callable[[int], str], mixup: float = 0.0
+                     ) -> tuple[float, int, float]:
     """One pass over ``loader`` with a progress bar; returns (mean loss, images, seconds).
+
+    ``mixup`` > 0 trains on convex mixtures of image pairs (Zhang et al. 2018): the mixing
+    weight is drawn from Beta(mixup, mixup) per batch, and the loss is the same mixture of the
+    losses against both labels.
 
     Raises :class:`TrainingDiverged` on a NaN/inf loss, before the bad step touches the weights.
     """
@@ -112,7 +117,13 @@ def _train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, loss
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
-            loss = loss_fn(model(x), y)
+            if mixup > 0:
+                lam = float(torch.distributions.Beta(mixup, mixup).sample())
+                perm = torch.randperm(len(y), device=device)
+                out = model(lam * x + (1 - lam) * x[perm])
+                loss = lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, y[perm])
+            else:
+                loss = loss_fn(model(x), y)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"the loss became {loss.item()} {where(step)} Lower the "
                                    "learning rate or turn off AMP (amp=False).")
@@ -158,13 +169,14 @@ def make_loaders(config: RunConfig, data: PreparedData,
     """Training loader (augmented, shuffled, seeded) and the loader of the pool (every
     validation and test cell, in a fixed order)."""
     workers = default_num_workers(device) if config.num_workers is None else config.num_workers
-    train_ds = CellDataset(data.caches["train"],
-                           build_train_transform(config.image_size, data.norm, config.augment))
+    train_ds = CellDataset(data.caches["train"],  # (stain already normalised in the cache)
+                           build_train_transform(config.image_size, data.norm, config.augment,
+                                                 data.prep.mode_only))
     loaders = {"train": make_loader(train_ds, config.batch_size, shuffle=True, device=device,
                                     num_workers=workers, seed=config.seed,
                                     drop_last=len(train_ds) > config.batch_size,
                                     persistent_workers=False)}
-    eval_tf = build_eval_transform(config.image_size, data.norm)
+    eval_tf = build_eval_transform(config.image_size, data.norm, data.prep.mode_only)
     loaders["pool"] = make_loader(CellDataset(data.caches["pool"], eval_tf),
                                   max(64, config.batch_size), shuffle=False, device=device,
                                   num_workers=workers)
@@ -220,6 +232,8 @@ def _build(config: RunConfig, data: PreparedData, run_dir: Path) -> _Run:
             "num_classes": len(data.class_names), "model_kwargs": config.model_kwargs,
             "norm": {"mean": list(data.norm.mean), "std": list(data.norm.std)},
             "image_size": config.image_size, "class_names": list(data.class_names),
+            "input": data.prep.to_dict(),
+            "inference": {"tta": config.tta, "adapt_bn": config.adapt_bn},
             "run_id": run_dir.name}
     worst = math.inf if MONITORS[config.monitor] == "min" else -math.inf
     return _Run(config, data, run_dir, device, amp, channels_last, model,
@@ -267,9 +281,9 @@ def _epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
         desc=f"{config.model} epoch {epoch}/{config.epochs}",
         where=lambda step: (f"at epoch {epoch}, step {step} (lr "
                             f"{run.scheduler.get_last_lr()[0]:.3g}). The last good checkpoint "
-                            f"is {last_good}."))
+                            f"is {last_good}."), mixup=config.mixup)
     logits, labels = predict_logits(run.model, run.loaders["pool"], run.device, run.amp,
-                                    run.channels_last)
+                                    run.channels_last, tta=config.tta, adapt_bn=config.adapt_bn)
     if not np.isfinite(logits).all():
         raise TrainingDiverged(f"the validation outputs became NaN or infinite after epoch "
                                f"{epoch} (weights or BatchNorm statistics overflowed). Lower the "

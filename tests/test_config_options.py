@@ -80,7 +80,8 @@ def test_loss_follows_the_config(synthetic_root: Path) -> None:
 BAD = [("loss", "dice"), ("weight_method", "sqrt"), ("resize_mode", "crop"),
        ("optimizer", "lbfgs"), ("schedule", "step"), ("monitor", "val_acc"),
        ("scheme", "five"), ("protocol", "loo"), ("model", "vgg16"), ("train", "mnist"),
-       ("focal_alpha", "half"), ("device", "tpu"), ("profile", "gpu")]
+       ("focal_alpha", "half"), ("device", "tpu"), ("profile", "gpu"), ("input_mode", "hsv"),
+       ("stain_norm", "vahadane")]
 
 
 @pytest.mark.parametrize(("name", "value"), BAD, ids=[f"{n}={v}" for n, v in BAD])
@@ -93,6 +94,8 @@ def test_invalid_choice_names_field_value_and_choices(name: str, value: str) -> 
     ({"epochs": "ten"}, r"epochs='ten' is not valid: epochs must be int"),
     ({"amp": "yes"}, r"amp='yes' is not valid: amp must be bool"),
     ({"gamma": -1.0}, r"gamma=-1.0 is not valid"),
+    ({"mixup": -0.2}, r"mixup=-0.2 is not valid"),
+    ({"augment": {"p_zoom": 2.0}}, r"augment=.* is not valid: AugmentConfig.p_zoom must be a "),
     ({"lambda_w": 0.0, "lambda_f": 0.0}, r"lambda_w \+ lambda_f > 0"),
     ({"focal_alpha": 0.3, "scheme": "native", "protocol": "within", "train": ("herlev",)},
      r"focal_alpha=0.3 needs scheme='binary'"),
@@ -100,7 +103,7 @@ def test_invalid_choice_names_field_value_and_choices(name: str, value: str) -> 
     ({"image_size": 16}, r"image_size=16 is not valid: image_size must be >= 32"),
     ({"val_fraction": 1.0}, r"val_fraction=1.0 is not valid: it must be in \(0, 1\)"),
     ({"augment": {"p_noise": 2.0}}, r"augment=.* is not valid: .*p_noise"),
-    ({"augment": {"p_blur": 0.5}}, r"augment=.* is not valid: .*p_blur.*fields: p_hflip"),
+    ({"augment": {"p_sharpen": 0.5}}, r"augment=.* is not valid: .*p_sharpen.*fields: p_hflip"),
     ({"model_kwargs": {"attention": "global"}}, r"model_kwargs=.* not valid for aecnn"),
     ({"model_kwargs": {"depth": 3}}, r"model_kwargs=.* not valid for aecnn"),
     ({"seeds": "abc"}, r"seeds='abc' is not valid"),
@@ -130,7 +133,7 @@ def test_parse_overrides_nested_and_yaml() -> None:
     (["--set", "learning_rate=0.1"], "error: unknown config field(s) learning_rate"),
     (["--set", "epochs=ten"], "error: epochs='ten' is not valid: epochs must be int"),
     (["--set", "lr"], "error: --set expects key=value, got 'lr'"),
-    (["--set", "augment.p_blur=1"], "error: augment={'p_blur': 1} is not valid"),
+    (["--set", "augment.p_sharpen=1"], "error: augment={'p_sharpen': 1} is not valid"),
 ])
 def test_cli_refuses_bad_values_in_one_line(argv: list[str], message: str, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:

@@ -18,6 +18,7 @@ import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +30,10 @@ from tqdm.auto import tqdm
 from ..io import atomic_path, atomic_write_json
 from .errors import CorruptImageError, DataWarning
 from .images import load_image
+from .segment import harmonise
 
 CACHE_VERSION = 1
-RESIZE_MODES: tuple[str, ...] = ("pad", "stretch")
+RESIZE_MODES: tuple[str, ...] = ("pad", "stretch", "cell", "nucleus")
 
 
 def default_cache_dir() -> Path:
@@ -48,11 +50,15 @@ def square_resize(image: np.ndarray, size: int, mode: str = "pad") -> np.ndarray
 
     ``pad`` (default) first pads the shorter side with the median colour of the image border, so
     that cell shape (and the nucleus-to-cytoplasm geometry) is not distorted; ``stretch`` resizes
-    directly. Downscaling uses area interpolation, upscaling bicubic.
+    directly. ``cell`` and ``nucleus`` first crop a fixed extent of the cell or of its nucleus
+    (scale harmonisation, :func:`aecnn_utils.data.segment.harmonise`). Downscaling uses area
+    interpolation, upscaling bicubic.
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"unknown resize mode {mode!r}; choose one of {', '.join(RESIZE_MODES)}")
-    if mode == "pad":
+    if mode in ("cell", "nucleus"):
+        image = harmonise(image, mode)
+    if mode != "stretch":
         h, w = image.shape[:2]
         if h != w:
             border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
@@ -205,6 +211,23 @@ def cache_images(df: pd.DataFrame, size: int, cache_dir: str | Path | None = Non
                                   "skipped": skipped})
     _warn_skipped(skipped)
     return CachedImages(array_path, df.iloc[kept_idx].reset_index(drop=True), size, skipped)
+
+
+def transformed_cache(cached: CachedImages, fn: Callable[[np.ndarray], np.ndarray], tag: str,
+                      progress: bool = True) -> CachedImages:
+    """``cached`` with ``fn`` applied to every image once, stored beside it (keyed by ``tag``,
+    which must identify ``fn``, e.g. a hash of a fitted stain reference)."""
+    path = cached.array_path.with_name(f"{cached.array_path.stem}-{tag}.npy")
+    if not path.is_file():
+        source = cached.array()
+        with atomic_path(path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=source.shape)
+            for i in tqdm(range(len(source)), desc=f"preparing {tag}", disable=not progress,
+                          leave=False):
+                out[i] = fn(np.asarray(source[i]))
+            out.flush()
+            del out
+    return CachedImages(path, cached.frame, cached.size, cached.skipped)
 
 
 def _warn_skipped(skipped: list[str]) -> None:

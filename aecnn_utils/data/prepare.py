@@ -7,8 +7,9 @@ model of a comparison sees exactly the same cells.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +20,16 @@ from ..config import RunConfig
 from ..losses import class_counts
 from ..splits import Splits, make_splits
 from . import taxonomy
-from .cache import CachedImages, cache_images
+from .cache import CachedImages, cache_images, transformed_cache
 from .readers import scan_dataset
 from .sources import DataSource, resolve_data_source
-from .transforms import NormStats, compute_norm_stats
+from .transforms import InputPrep, NormStats, compute_norm_stats
 
 #: The config fields that decide which cells go where, at which size.
 DATA_FIELDS: tuple[str, ...] = (
     "data_root", "scheme", "protocol", "train", "val", "test", "val_fraction", "test_fraction",
     "n_folds", "fold", "split_seed", "image_size", "resize_mode", "cric_crop_size",
-    "synthetic_per_class")
+    "synthetic_per_class", "input_mode", "stain_norm")
 
 
 def data_key(config: RunConfig) -> tuple:
@@ -44,6 +45,8 @@ class PreparedData:
     cell in one fixed order (dataset, then the reader's order), which does not depend on how
     the cells are split: a model's outputs on the pool can then be re-split at no cost.
     ``index[part]`` are the rows of the pool that form ``part`` (``val`` or ``test``).
+    ``prep`` is the config's input preparation; its stain normalisation is already applied to
+    the cached images, its ``input_mode`` is not (it follows the random augmentations).
     """
 
     source: DataSource
@@ -54,6 +57,7 @@ class PreparedData:
     class_names: tuple[str, ...]
     key: tuple = ()
     fingerprint: str = ""
+    prep: InputPrep = field(default_factory=InputPrep)
 
     def frame(self, part: str) -> pd.DataFrame:
         """Reader rows of ``train``, ``val``, ``test`` or ``pool``."""
@@ -113,10 +117,17 @@ def prepare_data(config: RunConfig, cache_dir: str | Path | None = None,
               for part, frame in (("train", splits.train), ("pool", pool))}
     index = {part: np.flatnonzero(caches["pool"].frame["split"].to_numpy() == part)
              for part in ("val", "test")}
-    norm = compute_norm_stats(caches["train"].array())
+    prep = InputPrep.fit(config.input_mode, config.stain_norm, caches["train"].array(),
+                         seed=config.split_seed)
+    if prep.stain_norm != "none":  # deterministic and slow: once per image, in the cache
+        tag = f"{prep.stain_norm}-" + hashlib.sha256(
+            json.dumps(prep.reference, sort_keys=True).encode()).hexdigest()[:10]
+        caches = {part: transformed_cache(cached, prep.normalise_stain, tag, progress)
+                  for part, cached in caches.items()}
+    norm = compute_norm_stats(caches["train"].array(), prep=prep.mode_only)
     class_names = taxonomy.class_names(config.scheme, config.train[0])
     return PreparedData(source, splits, caches, index, norm, class_names, data_key(config),
-                        data_fingerprint(splits))
+                        data_fingerprint(splits), prep)
 
 
 def pool_frame(splits: Splits, order: tuple[str, ...]) -> pd.DataFrame:
