@@ -320,3 +320,61 @@ def plot_per_class_detection(detection: pd.DataFrame,
     fig.tight_layout()
     add_notice(fig, notice)
     return fig
+
+
+def plot_segmentation(df: pd.DataFrame, per_class: int = 3, size: int = 96, seed: int = 0,
+                      notice: str | None = None) -> plt.Figure:
+    """For sample cells of each class: the cell (green) and nucleus (red) the simple
+    segmentation finds, and the crops of ``resize_mode`` ``cell`` and ``nucleus``."""
+    from .data.segment import harmonise, segment
+
+    rows = sample_rows(df, per_class, seed)
+    classes = list(dict.fromkeys(rows["source_class"]))
+    panels = ("segmentation", "cell extent", "nucleus extent")
+    fig, axes = plt.subplots(len(classes), per_class * 3, squeeze=False,
+                             figsize=(1.1 * per_class * 3 + 1.8, 1.2 * len(classes)))
+    for i, cls in enumerate(classes):
+        sub = rows[rows["source_class"] == cls]
+        for j in range(per_class):
+            trio = axes[i][3 * j:3 * j + 3]
+            for ax in trio:
+                _blank(ax)
+            if j >= len(sub):
+                for ax in trio:
+                    ax.axis("off")
+                continue
+            row = sub.iloc[j]
+            image = load_cell(row.path, row_box(row))
+            seg = segment(image)
+            shown = image.copy()
+            width = max(1, image.shape[0] // 60)
+            for mask, colour in ((seg.cell, (0, 200, 0)), (seg.nucleus, (230, 0, 0))):
+                contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                               cv2.CHAIN_APPROX_NONE)
+                cv2.drawContours(shown, contours, -1, colour, width)
+            trio[0].imshow(square_resize(shown, size))
+            trio[1].imshow(square_resize(harmonise(image, "cell", seg), size))
+            trio[2].imshow(square_resize(harmonise(image, "nucleus", seg), size))
+            if i == 0:
+                for ax, title in zip(trio, panels, strict=True):
+                    ax.set_title(title, fontsize=7)
+        axes[i][0].set_ylabel(cls, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_embedding(points: np.ndarray, frame: pd.DataFrame, title: str,
+                   notice: str | None = None) -> plt.Figure:
+    """2-D embedding of cells, coloured by dataset, marked by label (``frame``: one row per
+    point with ``dataset`` and ``label_name``)."""
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    shown = frame.assign(x=points[:, 0], y=points[:, 1],
+                         dataset=frame["dataset"].map(lambda d: DATASET_LABELS.get(d, d)))
+    sns.scatterplot(data=shown, x="x", y="y", hue="dataset", style="label_name", s=14,
+                    alpha=0.7, linewidth=0, ax=ax)
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
+    ax.legend(fontsize=8, markerscale=1.5, loc="best")
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from . import taxonomy
 from .cache import load_cell, row_box
+from .segment import segment
 
 
 def label_counts(frames: dict[str, pd.DataFrame],
@@ -46,9 +47,10 @@ def image_statistics(df: pd.DataFrame, max_per_class: int | None = 60, seed: int
                      progress: bool = True) -> pd.DataFrame:
     """Size and colour of each (sampled) cell at its original resolution.
 
-    Columns: dataset, source_class, label_name, width, height, mean_r/g/b (0..255), and
-    ``dark_fraction``, the share of pixels darker than 100 grey levels (a crude proxy for
-    nucleus area and hyperchromasia).
+    Columns: dataset, source_class, label_name, width, height, mean_r/g/b (0..255),
+    ``dark_fraction``, the share of pixels darker than 100 grey levels, and, from the simple
+    segmentation (:mod:`aecnn_utils.data.segment`), ``cell_extent`` (the longer side of the
+    cell's bounding box) and ``nucleus_diameter`` (equivalent-circle), in source pixels.
     """
     rows = sample_rows(df, max_per_class, seed) if max_per_class else df.reset_index(drop=True)
     out = []
@@ -57,11 +59,46 @@ def image_statistics(df: pd.DataFrame, max_per_class: int | None = 60, seed: int
         image = load_cell(row.path, row_box(row))
         grey = image.mean(axis=2)
         mean = image.reshape(-1, 3).mean(axis=0)
+        seg = segment(image)
+        ys, xs = np.nonzero(seg.cell)
         out.append({"dataset": row.dataset, "source_class": row.source_class,
                     "label_name": row.label_name, "width": image.shape[1],
                     "height": image.shape[0], "mean_r": mean[0], "mean_g": mean[1],
-                    "mean_b": mean[2], "dark_fraction": float((grey < 100).mean())})
+                    "mean_b": mean[2], "dark_fraction": float((grey < 100).mean()),
+                    "cell_extent": int(max(np.ptp(xs), np.ptp(ys)) + 1),
+                    "nucleus_diameter": seg.nucleus_diameter})
     return pd.DataFrame(out)
+
+
+#: What sets the zoom of the cell the model sees, per ``resize_mode``: every crop is resized
+#: so that this length (source pixels) fills the frame.
+ZOOM_SOURCES: dict[str, str] = {"pad": "crop side", "cell": "cell extent",
+                                "nucleus": "nucleus diameter"}
+
+
+def scale_shortcut(stats: pd.DataFrame) -> pd.DataFrame:
+    """How well the zoom alone predicts "abnormal", per dataset and ``resize_mode``.
+
+    The model cannot see a crop's size in pixels, only the zoom its resizing applies: with
+    ``pad`` the crop's longer side, with ``cell`` the cell's extent, with ``nucleus`` the
+    nucleus diameter fill the frame. An AUC far from 0.5 in the training set is a cue the
+    model can use; if the same cue has another AUC (or the other sign) in a test set, it does
+    not transfer. Columns: dataset, resize_mode, zoom_source, n, auc (larger length ->
+    abnormal).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    length = {"pad": stats[["width", "height"]].max(axis=1), "cell": stats["cell_extent"],
+              "nucleus": stats["nucleus_diameter"]}
+    rows = []
+    for dataset, group in stats.groupby("dataset", sort=False):
+        y = (group["label_name"] == "abnormal").to_numpy()
+        for mode, source in ZOOM_SOURCES.items():
+            auc = roc_auc_score(y, length[mode][group.index]) if 0 < y.sum() < len(y) \
+                else np.nan
+            rows.append({"dataset": dataset, "resize_mode": mode, "zoom_source": source,
+                         "n": len(group), "auc": float(auc)})
+    return pd.DataFrame(rows)
 
 
 def summarize_statistics(stats: pd.DataFrame) -> pd.DataFrame:
@@ -70,5 +107,7 @@ def summarize_statistics(stats: pd.DataFrame) -> pd.DataFrame:
             .agg(n=("width", "size"), median_width=("width", "median"),
                  median_height=("height", "median"), mean_r=("mean_r", "mean"),
                  mean_g=("mean_g", "mean"), mean_b=("mean_b", "mean"),
-                 dark_fraction=("dark_fraction", "mean"))
+                 dark_fraction=("dark_fraction", "mean"),
+                 median_cell_extent=("cell_extent", "median"),
+                 median_nucleus_diameter=("nucleus_diameter", "median"))
             .round(2).reset_index())

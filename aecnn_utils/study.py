@@ -1,0 +1,198 @@
+"""The cross-dataset study: each method against the domain gap is a config change, trained and
+scored the same way, across datasets and in-domain.
+
+Protocol (the profile's): train on SIPaKMeD; choose the epoch and threshold on the selection
+halves of Herlev and report on the other halves, over the profile's repeated splits, with
+slide-level intervals. The same config is also trained in-domain (SIPaKMeD, grouped
+train/validation/test split), so that the gap stays visible. Nothing uses Herlev labels for
+training; methods that look at unlabelled Herlev images are listed in :data:`TRANSDUCTIVE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import RunConfig, profile_config
+from .data.transforms import AugmentConfig
+from .morphology import fit_reference
+from .runs import RunResult, results_table
+from .train import train_config
+from .tune import selection_score
+
+#: Method name -> config changes. "plain" is the profile as it is.
+METHODS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "scale: cell extent": {"resize_mode": "cell"},
+    "scale: nucleus extent": {"resize_mode": "nucleus"},
+    "scale: random zoom": {"augment": {"p_zoom": 0.5}},
+    "stain: HED jitter": {"augment": {"p_stain": 0.8, "stain_scale": 0.1}},
+    "stain: Macenko": {"stain_norm": "macenko"},
+    "stain: Reinhard": {"stain_norm": "reinhard"},
+    "input: grey": {"input_mode": "grey"},
+    "input: haematoxylin": {"input_mode": "haematoxylin"},
+    "augment: no elastic": {"augment": {"p_elastic": 0.0}},
+    "augment: strong + mixup": {"augment": dict(vars(AugmentConfig.strong())), "mixup": 0.2},
+    "test: flip TTA": {"tta": True},
+    "test: AdaBN": {"adapt_bn": True},
+}
+#: Methods that use the unlabelled target (Herlev) images: their results are transductive.
+TRANSDUCTIVE: tuple[str, ...] = ("test: AdaBN",)
+#: The nucleus-feature reference's row name.
+REFERENCE = "nucleus features (logistic regression)"
+#: In-domain: one SIPaKMeD split, grouped by cluster image, 60/20/20.
+IN_DOMAIN: dict[str, Any] = {"protocol": "within", "train": ("sipakmed",), "val_fraction": 0.2,
+                             "test_fraction": 0.2, "n_splits": 1}
+SETTINGS: tuple[str, ...] = ("cross", "in_domain")
+
+
+def study_config(profile: str, method: str, setting: str = "cross",
+                 **overrides: Any) -> RunConfig:
+    """The config of one method in one setting (``cross`` or ``in_domain``)."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not valid; choose one of: {', '.join(METHODS)}")
+    if setting not in SETTINGS:
+        raise ValueError(f"setting={setting!r} is not valid; choose one of: "
+                         f"{', '.join(SETTINGS)}")
+    extra = IN_DOMAIN if setting == "in_domain" else {}
+    return profile_config(profile, **{**overrides, **METHODS[method], **extra})
+
+
+def run_study(profile: str, methods: Sequence[str] | None = None,
+              runs_dir: str | Path | None = None, *, settings: Sequence[str] = SETTINGS,
+              reference: bool = True, progress: bool = True,
+              **overrides: Any) -> dict[str, dict[str, list[RunResult]]]:
+    """Train (or reuse) every method in every setting; ``{setting: {method: runs}}``.
+
+    ``reference`` adds the nucleus-feature classifier (:mod:`aecnn_utils.morphology`) as a
+    row. ``overrides`` go to every config (e.g. ``data_root``, ``model``).
+    """
+    out: dict[str, dict[str, list[RunResult]]] = {}
+    for setting in settings:
+        out[setting] = {}
+        for method in methods or METHODS:
+            config = study_config(profile, method, setting, **overrides)
+            out[setting][method] = train_config(config, runs_dir, progress=progress)
+        if reference:
+            config = study_config(profile, "plain", setting, **overrides)
+            out[setting][REFERENCE] = [fit_reference(config, runs_dir, progress=progress)]
+    return out
+
+
+#: The study table's metrics: (column stem, metric, block).
+STUDY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("auc", "roc_auc", "test"), ("balanced_accuracy", "balanced_accuracy", "test"),
+    ("sens_at_spec95", "sens_at_spec95", "test"), ("auc_seen", "roc_auc", "test_seen"))
+
+
+def study_table(results: dict[str, dict[str, list[RunResult]]]) -> pd.DataFrame:
+    """One row per method: for each setting its AUC, balanced accuracy, sensitivity at 95%
+    specificity (and, across datasets, AUC without the classes absent from training), each
+    with its spread and interval (``<setting>_<stem>``, ``_std``, ``_low``, ``_high``)."""
+    table: pd.DataFrame | None = None
+    for setting, runs in results.items():
+        cols: dict[str, pd.Series] = {}
+        for stem, metric, block in STUDY_COLUMNS:
+            if setting == "in_domain" and block != "test":
+                continue
+            try:
+                numeric = results_table(runs, block).set_index("model")
+            except ValueError:  # e.g. no unseen classes in this test set: no "_seen" column
+                continue
+            for suffix in ("", "_std", "_low", "_high"):
+                cols[f"{setting}_{stem}{suffix}"] = numeric[f"{metric}{suffix}"]
+        part = pd.DataFrame(cols)
+        part[f"{setting}_selection"] = pd.Series(
+            {m: float(np.mean([selection_score(r.metrics) for r in rs]))
+             for m, rs in runs.items() if rs})
+        table = part if table is None else table.join(part, how="outer")
+    if table is None:
+        raise ValueError("no results to tabulate")
+    table.index.name = "method"
+    table.insert(0, "transductive", [m in TRANSDUCTIVE for m in table.index])
+    first = next(rs[0].metrics for runs in results.values() for rs in runs.values() if rs)
+    table["data"], table["profile"] = first["data"], first["profile"]
+    order = [m for m in (*METHODS, REFERENCE) if m in table.index]
+    return table.loc[order].reset_index()
+
+
+#: Readable column names of :func:`format_study`.
+STUDY_LABELS: dict[str, str] = {
+    "cross_auc": "AUC, across datasets",
+    "cross_sens_at_spec95": "Sens. @ 95% spec., across (%)",
+    "cross_balanced_accuracy": "Bal. acc., across (%)",
+    "cross_auc_seen": "AUC, across, seen classes only", "in_domain_auc": "AUC, in-domain",
+    "in_domain_balanced_accuracy": "Bal. acc., in-domain (%)"}
+
+
+def format_study(table: pd.DataFrame) -> pd.DataFrame:
+    """The study table as "mean ± sd [low, high]" cells (AUC as is, the rest in %)."""
+    out = pd.DataFrame({"Method": [m + (" (transductive)" if t else "") for m, t in
+                                   zip(table["method"], table["transductive"], strict=True)]})
+    for col, label in STUDY_LABELS.items():
+        if col not in table:
+            continue
+        scale, digits = (1, 3) if col.endswith(("_auc", "_auc_seen")) else (100, 1)
+
+        def cell(r: pd.Series, col: str = col, scale: int = scale, digits: int = digits) -> str:
+            if pd.isna(r[col]):
+                return "-"
+            text = f"{scale * r[col]:.{digits}f}"
+            if not pd.isna(r.get(f"{col}_std")):
+                text += f" ± {scale * r[f'{col}_std']:.{digits}f}"
+            if not (pd.isna(r.get(f"{col}_low")) or pd.isna(r.get(f"{col}_high"))):
+                text += (f" [{scale * r[f'{col}_low']:.{digits}f}, "
+                         f"{scale * r[f'{col}_high']:.{digits}f}]")
+            return text
+        out[label] = table.apply(cell, axis=1)
+    return out
+
+
+#: The paper's abstract: sensitivity 92.14% at specificity 94.63%, AUC 0.958.
+PAPER_TARGET = {"roc_auc": 0.958, "sensitivity": 0.9214, "specificity": 0.9463}
+
+
+def best_method(table: pd.DataFrame) -> str:
+    """The non-transductive method with the best cross-dataset score on the selection halves
+    (the profile's monitor; the report halves play no part)."""
+    candidates = table[~table["transductive"] & (table["method"] != REFERENCE)]
+    return str(candidates.loc[candidates["cross_selection"].idxmax(), "method"])
+
+
+def study_summary(table: pd.DataFrame) -> str:
+    """The study in words, from the table: each method against ``plain`` across datasets (a
+    difference whose intervals overlap is "not shown"), the method chosen on the selection
+    halves, and the distance to the paper's abstract figures."""
+    rows = table.set_index("method")
+    base = rows.loc["plain"]
+
+    def cell(r: pd.Series, stem: str, digits: int = 3) -> str:
+        return (f"{r[f'cross_{stem}']:.{digits}f} [{r[f'cross_{stem}_low']:.{digits}f}, "
+                f"{r[f'cross_{stem}_high']:.{digits}f}]")
+
+    lines = [f"- plain: AUC {cell(base, 'auc')} across datasets, "
+             f"{base['in_domain_auc']:.3f} in-domain."]
+    for method, r in rows.drop(index="plain").iterrows():
+        overlap = not (r["cross_auc_low"] > base["cross_auc_high"]
+                       or r["cross_auc_high"] < base["cross_auc_low"])
+        verdict = ("not shown" if overlap else
+                   "better" if r["cross_auc"] > base["cross_auc"] else "worse")
+        tag = " (transductive)" if r["transductive"] else ""
+        gain = r["cross_auc"] - base["cross_auc"]
+        lines.append(f"- {method}{tag}: AUC {cell(r, 'auc')} ({gain:+.3f} vs plain: {verdict}); "
+                     f"in-domain {r['in_domain_auc']:.3f}.")
+    best = best_method(table)
+    r = rows.loc[best]
+    auc_gap = r["cross_auc"] - PAPER_TARGET["roc_auc"]
+    sens_gap = 100 * (r["cross_sens_at_spec95"] - PAPER_TARGET["sensitivity"])
+    lines.append(f"- Chosen on the selection halves: **{best}**: report-half AUC "
+                 f"{r['cross_auc']:.3f} ({auc_gap:+.3f} against the paper's abstract, "
+                 f"{PAPER_TARGET['roc_auc']} on CRIC) and sensitivity "
+                 f"{100 * r['cross_sens_at_spec95']:.1f}% at 95% specificity ({sens_gap:+.1f} "
+                 f"points against the paper's {100 * PAPER_TARGET['sensitivity']:.2f}% at "
+                 f"{100 * PAPER_TARGET['specificity']:.2f}%).")
+    return "\n".join(lines)
