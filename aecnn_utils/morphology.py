@@ -33,7 +33,7 @@ from .train import EVALUATION_VERSION, make_loss
 NAME = "nucleus_features"
 #: Features are measured on the cells cached at this size (``pad``), whatever the networks use.
 FEATURE_SIZE = 128
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 
 def feature_matrix(cells: CachedImages, progress: bool = True) -> np.ndarray:
@@ -70,7 +70,7 @@ def fit_reference(config: RunConfig, runs_dir: str | Path | None = None, *,
     config = reference_config(config)
     data = data or prepare_data(config, cache_dir, progress)
     data.check_matches(config)
-    run_id = NAME + config.run_id(data.fingerprint)[len(config.model):]
+    run_id = f"{NAME}{FEATURES_VERSION}" + config.run_id(data.fingerprint)[len(config.model):]
     run_dir = Path(runs_dir or default_runs_dir()) / config.profile / run_id
     if (run_dir / "metrics.json").is_file():
         return load_run(run_dir)

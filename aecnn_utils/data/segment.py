@@ -207,8 +207,7 @@ def harmonise(image: np.ndarray, mode: str, seg: Segmentation | None = None) -> 
 
 #: The nucleus features of :func:`nucleus_features`, in order. None depends on the pixel size.
 NUCLEUS_FEATURES: tuple[str, ...] = (
-    "nucleus_fraction", "nc_ratio", "irregularity", "circularity", "darkness", "chromatin",
-    "nucleus_hue")
+    "nucleus_fraction", "nc_ratio", "irregularity", "circularity", "darkness", "chromatin")
 
 
 def nucleus_features(image: np.ndarray, seg: Segmentation | None = None) -> dict[str, float]:
@@ -218,8 +217,10 @@ def nucleus_features(image: np.ndarray, seg: Segmentation | None = None) -> dict
     - ``irregularity``: 1 - solidity (area / convex-hull area) of the nucleus contour;
     - ``circularity``: 4 pi area / perimeter^2 (1 for a disc);
     - ``darkness``: mean haematoxylin in the nucleus; ``chromatin``: its standard deviation
-      relative to the mean (coarse, clumped chromatin is uneven);
-    - ``nucleus_hue``: mean blue-minus-red optical density in the nucleus.
+      relative to the mean (coarse, clumped chromatin is uneven).
+
+    No hue: the stain's colour differs between laboratories, and this is a morphology
+    reference.
     """
     seg = seg or segment(image)
     nuc = seg.nucleus.astype(np.uint8)
@@ -229,7 +230,6 @@ def nucleus_features(image: np.ndarray, seg: Segmentation | None = None) -> dict
     hull = float(cv2.contourArea(cv2.convexHull(contour)))
     perimeter = float(cv2.arcLength(contour, True))
     hem = haematoxylin(image)[seg.nucleus]
-    od = optical_density(image)[seg.nucleus]
     return {
         "nucleus_fraction": area_n / max(area_c, 1.0),
         "nc_ratio": area_n / max(area_c - area_n, 1.0),
@@ -237,5 +237,4 @@ def nucleus_features(image: np.ndarray, seg: Segmentation | None = None) -> dict
         "circularity": min(1.0, 4 * np.pi * area_n / max(perimeter, 1.0) ** 2),
         "darkness": float(hem.mean()),
         "chromatin": float(hem.std() / max(hem.mean(), 1e-6)),
-        "nucleus_hue": float((od[:, 2] - od[:, 0]).mean()),
     }
