@@ -143,3 +143,17 @@ def test_penultimate_features_embedding_and_domain_probe(synthetic_root: Path,
     assert domain_separability(shifted, datasets, groups) > 0.95
     with pytest.raises(ValueError, match="two datasets"):
         domain_separability(x, np.array(["a"] * len(x)), groups)
+
+
+def test_elastic_irregularity_measures_the_outline_change(synthetic_root: Path) -> None:
+    from aecnn_utils.data.explore import elastic_irregularity
+    from aecnn_utils.data.transforms import AugmentConfig
+
+    df = scan_dataset("sipakmed", synthetic_root / "sipakmed", scheme="binary")
+    table = elastic_irregularity(df, 64, per_class=3, repeats=2, progress=False)
+    assert len(table) == 3 * df["source_class"].nunique()
+    assert table[["before", "after"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert not np.allclose(table["before"], table["after"])
+    still = elastic_irregularity(df, 64, AugmentConfig(elastic_alpha=0.0), per_class=3,
+                                 repeats=2, progress=False)
+    np.testing.assert_allclose(still["after"], still["before"], atol=1e-9)

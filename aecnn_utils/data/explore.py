@@ -9,8 +9,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import taxonomy
-from .cache import load_cell, row_box
-from .segment import segment
+from .cache import load_cell, row_box, square_resize
+from .segment import nucleus_features, segment
+from .transforms import AugmentConfig, single_augmentations
 
 
 def label_counts(frames: dict[str, pd.DataFrame],
@@ -111,3 +112,31 @@ def summarize_statistics(stats: pd.DataFrame) -> pd.DataFrame:
                  median_cell_extent=("cell_extent", "median"),
                  median_nucleus_diameter=("nucleus_diameter", "median"))
             .round(2).reset_index())
+
+
+def elastic_irregularity(df: pd.DataFrame, size: int, aug: AugmentConfig | None = None,
+                         per_class: int = 30, repeats: int = 3, seed: int = 0,
+                         progress: bool = True) -> pd.DataFrame:
+    """Does the elastic augmentation invent irregular nuclear outlines?
+
+    For sample cells of each class at the model's ``size``: the nucleus irregularity (1 -
+    solidity, :func:`aecnn_utils.data.segment.nucleus_features`) before, and its mean over
+    ``repeats`` elastic deformations at the strength of ``aug`` (probability 1). An outline as
+    ragged as the abnormal classes' on normal cells would teach a false cue.
+    Columns: dataset, source_class, label_name, before, after.
+    """
+    elastic = single_augmentations(size, aug)["elastic"]
+    reseed = np.random.default_rng(seed)
+    elastic.set_random_seed(int(reseed.integers(2**31)))
+    rows = []
+    sample = sample_rows(df, per_class, seed)
+    for row in tqdm(sample.itertuples(index=False), total=len(sample), disable=not progress,
+                    desc="elastic check", leave=False):
+        image = square_resize(load_cell(row.path, row_box(row)), size)
+        after = [nucleus_features(elastic(image=image)["image"])["irregularity"]
+                 for _ in range(repeats)]
+        rows.append({"dataset": row.dataset, "source_class": row.source_class,
+                     "label_name": row.label_name,
+                     "before": nucleus_features(image)["irregularity"],
+                     "after": float(np.mean(after))})
+    return pd.DataFrame(rows)

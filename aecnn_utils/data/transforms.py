@@ -303,7 +303,7 @@ def single_augmentations(size: int, aug: AugmentConfig | None = None) -> dict[st
     For showing what every step does to a cell (exploration notebook).
     """
     aug = aug or AugmentConfig()
-    off = AugmentConfig.none().__dict__
+    off = {k: v for k, v in vars(AugmentConfig.none()).items() if k.startswith("p_")}
     only = {
         "flip (h+v)": {"p_hflip": 1.0, "p_vflip": 1.0},
         "Gaussian noise": {"p_noise": 1.0},
