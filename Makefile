@@ -1,6 +1,7 @@
 # aecnn-kit: one-command setup, reproduction and tests.
 #   make reproduce   set up .venv, make data if none is configured, run the notebooks headless
 #   make tune        the learning-rate grid of every model under PROFILE (writes the profile's file)
+#   make study       the cross-dataset study under PROFILE (every method, across and in-domain)
 #   make test        set up .venv, run pytest and nbval (the README's test command)
 #   make lab         open JupyterLab with the kit's kernel
 # Variables: PROFILE (smoke|cpu|paper), DATA_ROOT (real data folder; empty = synthetic), PYTHON.
@@ -12,7 +13,7 @@ PROFILE ?= smoke
 DATA_ROOT ?= $(AECNN_DATA_ROOT)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kernel reproduce tune test test-fast lint lab data freeze clean
+.PHONY: setup kernel reproduce tune study test test-fast lint lab data freeze clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ reproduce: setup
 
 tune: setup
 	$(PY) -m aecnn_utils tune --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
+
+study: setup
+	$(PY) -m aecnn_utils study --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
 
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env

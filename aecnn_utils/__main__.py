@@ -110,6 +110,23 @@ def _tune(args: argparse.Namespace) -> None:
         print(table.to_string(index=False))
 
 
+def _study(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .study import format_study, run_study, study_summary, study_table
+
+    overrides = parse_overrides(args.set or [])
+    if args.data_root is not None:
+        overrides["data_root"] = args.data_root
+    results = run_study(args.profile, args.methods, args.runs_dir, settings=args.settings,
+                        model=args.model, **overrides)
+    table = study_table(results)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 40):
+        print(format_study(table).to_string(index=False))
+    if set(args.settings) == {"cross", "in_domain"} and "plain" in table["method"].tolist():
+        print(study_summary(table))
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import run_notebooks
 
@@ -124,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.taxonomy import DATASET_NAMES, SCHEMES
     from .models import MODELS
     from .runs import IF_EXISTS
+    from .study import METHODS, SETTINGS
 
     parser = argparse.ArgumentParser(prog="aecnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the table, record nothing")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
     p.set_defaults(func=_tune)
+
+    p = sub.add_parser("study", help="the cross-dataset study: train (or reuse) every method "
+                                     "across datasets and in-domain, print its table")
+    p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
+    p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                   help="default: every method of aecnn_utils.study.METHODS")
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    p.add_argument("--model", default="aecnn", choices=list(MODELS))
+    p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
+    p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
+    p.set_defaults(func=_study)
 
     p = sub.add_parser("reproduce", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)

@@ -157,3 +157,20 @@ def test_elastic_irregularity_measures_the_outline_change(synthetic_root: Path) 
     still = elastic_irregularity(df, 64, AugmentConfig(elastic_alpha=0.0), per_class=3,
                                  repeats=2, progress=False)
     np.testing.assert_allclose(still["after"], still["before"], atol=1e-9)
+
+
+def test_study_cli_prints_the_table_and_refuses_unknown_methods(
+        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from aecnn_utils.__main__ import main
+
+    monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
+    argv = ["study", "--profile", "smoke", "--methods", "plain", "input: grey",
+            "--data-root", str(synthetic_root), "--runs-dir", str(tmp_path / "runs"),
+            "--set", "image_size=48", "epochs=1", "n_boot=20", "num_workers=0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "input: grey" in out and "Chosen on the selection halves" in out
+    assert len(list((tmp_path / "runs" / "smoke").glob("aecnn_*"))) == 4
+    with pytest.raises(SystemExit):
+        main(["study", "--methods", "dropout"])
