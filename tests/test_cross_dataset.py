@@ -186,3 +186,12 @@ def test_option_trains_and_its_checkpoint_reproduces_the_outputs(
                        resize_mode=config.resize_mode, progress=False)
     _, probs_raw = checkpoint_probs(model, meta, raw, torch.device("cpu"))
     np.testing.assert_allclose(probs_raw, stored, atol=1e-4)
+
+
+def test_nucleus_window_never_zooms_onto_a_speck() -> None:
+    image = np.full((300, 340, 3), 230, np.uint8)
+    cv2.circle(image, (170, 150), 120, (190, 160, 200), -1)
+    cv2.circle(image, (170, 150), 5, (40, 30, 90), -1)  # an 11-px "nucleus"
+    seg = segment(image)
+    assert 0 < NUCLEUS_FIELD * seg.nucleus_diameter < 0.25 * 300  # its window would be small
+    assert harmonise(image, "nucleus", seg).shape[:2] == (75, 75)  # MIN_WINDOW * 300

@@ -30,6 +30,9 @@ HED_FROM_RGB: np.ndarray = np.linalg.inv(RGB_FROM_HED)
 
 #: ``nucleus`` harmonisation: the square window is this many nucleus diameters wide.
 NUCLEUS_FIELD = 4.0
+#: ``nucleus`` harmonisation never zooms in further than this fraction of the crop's shorter
+#: side (a guard against a failed segmentation that found a speck).
+MIN_WINDOW = 0.25
 #: A nucleus candidate less solid than this is thresholded again (see :func:`segment`).
 RAGGED = 0.6
 #: ``cell`` harmonisation: margin around the cell's bounding box, as a fraction of its side.
@@ -189,7 +192,8 @@ def harmonise(image: np.ndarray, mode: str, seg: Segmentation | None = None) -> 
     """Crop ``image`` to a fixed extent of its cell (``cell``) or nucleus (``nucleus``).
 
     ``cell``: the square around the cell's bounding box plus :data:`CELL_MARGIN`. ``nucleus``: the
-    square of :data:`NUCLEUS_FIELD` nucleus diameters centred on the nucleus. The result is
+    square of :data:`NUCLEUS_FIELD` nucleus diameters centred on the nucleus (at least
+    :data:`MIN_WINDOW` of the crop's shorter side). The result is
     square; resize it to the model's size afterwards.
     """
     seg = seg or segment(image)
@@ -200,8 +204,8 @@ def harmonise(image: np.ndarray, mode: str, seg: Segmentation | None = None) -> 
                               (ys.min() + ys.max() + 1) / 2, side)
     if mode == "nucleus":
         ys, xs = np.nonzero(seg.nucleus)
-        return _square_window(image, xs.mean() + 0.5, ys.mean() + 0.5,
-                              NUCLEUS_FIELD * seg.nucleus_diameter)
+        side = max(NUCLEUS_FIELD * seg.nucleus_diameter, MIN_WINDOW * min(image.shape[:2]))
+        return _square_window(image, xs.mean() + 0.5, ys.mean() + 0.5, side)
     raise ValueError(f"unknown harmonisation {mode!r}; choose cell or nucleus")
 
 
