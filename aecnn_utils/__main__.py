@@ -113,7 +113,7 @@ def _tune(args: argparse.Namespace) -> None:
 def _study(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .study import format_study, run_study, study_summary, study_table
+    from .study import format_study, record_recipe, run_study, study_summary, study_table
 
     overrides = parse_overrides(args.set or [])
     if args.data_root is not None:
@@ -125,6 +125,8 @@ def _study(args: argparse.Namespace) -> None:
         print(format_study(table).to_string(index=False))
     if set(args.settings) == {"cross", "in_domain"} and "plain" in table["method"].tolist():
         print(study_summary(table))
+        if not args.dry_run:
+            print(f"recipe recorded in {record_recipe(args.profile, table)}")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -212,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="aecnn", choices=list(MODELS))
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the table, do not record the chosen recipe in the profile")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
     p.set_defaults(func=_study)
 

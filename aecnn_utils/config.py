@@ -385,11 +385,37 @@ def tuned_values(profile: str, model: str) -> dict[str, Any]:
     return {k: entry[k] for k in ("lr",) if k in entry}
 
 
-def profile_config(profile: str, **overrides: Any) -> RunConfig:
+def update_tuned(profile: str, entries: dict[str, Any]) -> Path:
+    """Set ``entries`` (model -> tuned values, or ``recipe`` -> the study's choice) in
+    ``<profile>_tuned.yaml``, keeping the other entries; written atomically."""
+    path = TUNED_DIR / f"{profile}_tuned.yaml"
+    tuned = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+    tuned.update(entries)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ("# Written by `python -m aecnn_utils tune` (learning rate per model) and `python -m "
+              "aecnn_utils study` (recipe); read by profile_config.\n")
+    return atomic_write_text(path, header + yaml.safe_dump(tuned, sort_keys=True))
+
+
+def recipe_values(profile: str) -> dict[str, Any]:
+    """The config changes of the method the cross-dataset study chose for ``profile``
+    (``python -m aecnn_utils study``, the ``recipe`` entry of ``<profile>_tuned.yaml``)."""
+    path = TUNED_DIR / f"{profile}_tuned.yaml"
+    if not path.is_file():
+        return {}
+    return dict(((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("recipe") or {})
+                .get("changes") or {})
+
+
+def profile_config(profile: str, *, recipe: bool = True, **overrides: Any) -> RunConfig:
     """The named profile's configuration for ``overrides["model"]`` (default AECNN): the
-    profile's values, then the values ``tune`` chose for that model, then ``overrides``."""
+    profile's values, then the method the cross-dataset study chose for the profile (unless
+    ``recipe=False``: the plain recipe), then the values ``tune`` chose for that model, then
+    ``overrides``."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is not valid; choose one of: "
                           f"{', '.join(PROFILE_NAMES)}")
+    chosen = recipe_values(profile) if recipe else {}
     tuned = tuned_values(profile, str(overrides.get("model", RunConfig.model)))
-    return RunConfig.from_dict({"profile": profile, **PROFILES[profile], **tuned, **overrides})
+    return RunConfig.from_dict({"profile": profile, **PROFILES[profile], **chosen, **tuned,
+                                **overrides})

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import RunConfig, profile_config
+from .config import RunConfig, profile_config, update_tuned
 from .data.transforms import AugmentConfig
 from .morphology import fit_reference
 from .runs import RunResult, results_table
@@ -59,7 +59,7 @@ def study_config(profile: str, method: str, setting: str = "cross",
         raise ValueError(f"setting={setting!r} is not valid; choose one of: "
                          f"{', '.join(SETTINGS)}")
     extra = IN_DOMAIN if setting == "in_domain" else {}
-    return profile_config(profile, **{**overrides, **METHODS[method], **extra})
+    return profile_config(profile, recipe=False, **{**overrides, **METHODS[method], **extra})
 
 
 def run_study(profile: str, methods: Sequence[str] | None = None,
@@ -161,6 +161,21 @@ def best_method(table: pd.DataFrame) -> str:
     (the profile's monitor; the report halves play no part)."""
     candidates = table[~table["transductive"] & (table["method"] != REFERENCE)]
     return str(candidates.loc[candidates["cross_selection"].idxmax(), "method"])
+
+
+def record_recipe(profile: str, table: pd.DataFrame) -> Path:
+    """Record the method :func:`best_method` chose (with every method's selection score) as
+    the ``recipe`` of ``<profile>_tuned.yaml``: :func:`aecnn_utils.config.profile_config`
+    then applies its changes to every model of the profile. "plain" records no change."""
+    best = best_method(table)
+    scores = table[~table["transductive"] & (table["method"] != REFERENCE)]
+    return update_tuned(profile, {"recipe": {
+        "method": best, "changes": METHODS[best],
+        "selection": {m: round(float(v), 6) for m, v in
+                      zip(scores["method"], scores["cross_selection"], strict=True)},
+        "data": str(table["data"].iloc[0]),
+        "why": "best mean selection-half score across datasets (non-transductive methods); "
+               "the report halves are not looked at"}})
 
 
 def study_summary(table: pd.DataFrame) -> str:

@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from . import config as C
-from .config import MONITORS, ConfigError, profile_config
+from .config import MONITORS, ConfigError, profile_config, update_tuned
 from .data.prepare import data_key, prepare_data
-from .io import atomic_write_text
 from .train import train_run
 
 #: Learning-rate grid of each profile (log-spaced, 16x range).
@@ -72,17 +69,14 @@ def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None
 
 def record(profile: str, table: pd.DataFrame) -> Path:
     """Merge the chosen learning rates of ``table`` into ``<profile>_tuned.yaml``."""
-    path = C.TUNED_DIR / f"{profile}_tuned.yaml"
-    tuned = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    entries = {}
     for model, group in table.groupby("model", sort=False):
         chosen = group[group["chosen"]].iloc[0]
-        tuned[model] = {
+        entries[model] = {
             "lr": float(chosen["lr"]),
             "why": f"best mean {chosen['monitor']} on the selection halves of the splits "
                    f"({'lowest' if MONITORS[chosen['monitor']] == 'min' else 'highest'} wins); "
                    "the report halves are not looked at",
             "grid": {float(r.lr): round(float(r.score), 6) for r in group.itertuples()},
             "data": str(chosen["data"]), "run_id": str(chosen["run_id"])}
-    header = ("# Written by `python -m aecnn_utils tune` (aecnn_utils/tune.py); read by "
-              "profile_config.\n")
-    return atomic_write_text(path, header + yaml.safe_dump(tuned, sort_keys=True))
+    return update_tuned(profile, entries)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from aecnn_utils.config import profile_config
 from aecnn_utils.data.explore import ZOOM_SOURCES, image_statistics, scale_shortcut
@@ -162,9 +163,11 @@ def test_elastic_irregularity_measures_the_outline_change(synthetic_root: Path) 
 def test_study_cli_prints_the_table_and_refuses_unknown_methods(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
+    from aecnn_utils import config as C
     from aecnn_utils.__main__ import main
 
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
     argv = ["study", "--profile", "smoke", "--methods", "plain", "input: grey",
             "--data-root", str(synthetic_root), "--runs-dir", str(tmp_path / "runs"),
             "--set", "image_size=48", "epochs=1", "n_boot=20", "num_workers=0"]
@@ -172,5 +175,13 @@ def test_study_cli_prints_the_table_and_refuses_unknown_methods(
     out = capsys.readouterr().out
     assert "input: grey" in out and "Chosen on the selection halves" in out
     assert len(list((tmp_path / "runs" / "smoke").glob("aecnn_*"))) == 4
+    # the chosen recipe is recorded; the profile applies it, the study's "plain" does not
+    recipe = yaml.safe_load((tmp_path / "profiles" / "smoke_tuned.yaml").read_text())["recipe"]
+    assert recipe["method"] in ("plain", "input: grey")
+    assert set(recipe["selection"]) == {"plain", "input: grey"}
+    chosen = "grey" if recipe["method"] == "input: grey" else "rgb"
+    assert profile_config("smoke").input_mode == chosen
+    assert study_config("smoke", "plain").input_mode == "rgb"
+    assert profile_config("smoke", recipe=False).input_mode == "rgb"
     with pytest.raises(SystemExit):
         main(["study", "--methods", "dropout"])
