@@ -1,11 +1,11 @@
-"""A simple cell and nucleus segmentation, the scale harmonisation built on it, and nucleus features.
+"""A simple cell and nucleus segmentation, the scale harmonisation built on it, nucleus features.
 
 Pap-stained nuclei take up haematoxylin; the cytoplasm takes the counterstains (eosin, light
-green, orange G). The segmentation therefore works in optical density (Beer-Lambert): the cell is
-what absorbs light at all (three-class Otsu on the total optical density), the nucleus the largest dark blob
-inside the cell (Otsu on the mean optical density within the cell mask). It is deliberately simple (no
-learning, no labels), so that it behaves the same on every dataset; the synthetic generator's
-nucleus masks test it.
+green, orange G). The segmentation therefore works in optical density (Beer-Lambert): the cell
+is what absorbs light at all (three-class Otsu on the total optical density), the nucleus the
+largest dark blob inside the cell (Otsu on the mean optical density within the cell mask). It is
+deliberately simple (no learning, no labels), so that it behaves the same on every dataset; the
+synthetic generator's nucleus masks test it, and notebook 05 shows it on real cells.
 
 Scale harmonisation (``resize_mode`` ``cell`` / ``nucleus``) crops every cell to a fixed extent of
 the cell or of its nucleus before resizing. SIPaKMeD's crop size depends on the class, and Herlev
@@ -134,11 +134,12 @@ def segment(image: np.ndarray) -> Segmentation:
     """Cell and nucleus masks of a single-cell RGB ``uint8`` crop.
 
     Cell: the lower threshold of a three-class Otsu (background, cytoplasm, nucleus) on the
-    smoothed total optical density, holes filled, the central component (the
-    whole crop when the crop has no background). Nucleus: Otsu on the smoothed darkness (mean
-    optical density) inside the cell, closed (chromatin clumps merge) and opened, the central
-    component, holes filled; while that blob is ragged (solidity below :data:`RAGGED`) it is
-    cytoplasm with the nucleus inside, and Otsu is applied again within it (at most 3 times). Never empty: a crop without contrast gets a small central disc.
+    smoothed total optical density, holes filled, the central component (the whole crop when
+    the crop has no background). Nucleus: Otsu on the smoothed darkness (mean optical density)
+    inside the cell, closed (chromatin clumps merge) and opened, the central component, holes
+    filled; while that blob is ragged (solidity below :data:`RAGGED`) it is cytoplasm with the
+    nucleus inside, and Otsu is applied again within it (at most 3 times). Never empty: a crop
+    without contrast gets a small central disc.
 
     Darkness rather than the haematoxylin channel: Ruifrok's H&E vectors do not fit the Pap
     stain, and on the shared SIPaKMeD and Herlev cells the H channel picked cytoplasm (orange G,
