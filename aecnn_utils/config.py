@@ -321,9 +321,12 @@ class RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
     def fingerprint(self) -> str:
-        """Short hash of everything that changes results (not device or worker count)."""
+        """Short hash of everything that changes results (not device or worker count, and not
+        ``data_root``: where the data lies is not what it is; the cells themselves enter the
+        run id through the data fingerprint, so a moved folder, or one path written two ways,
+        finds the same runs)."""
         data = self.to_dict()
-        for key in ("device", "num_workers", "seeds", "n_boot"):
+        for key in ("device", "num_workers", "seeds", "n_boot", "data_root"):
             data.pop(key, None)
         for where, later in ((data, LATER_FIELDS), (data["augment"], LATER_AUGMENT_FIELDS)):
             for key, before in later.items():

@@ -45,9 +45,10 @@ class IncomparableRuns(ValueError):
 
 def _comparable_key(config: RunConfig) -> dict:
     data = config.to_dict()
-    # the learning rate is tuned per model (aecnn_utils.tune): it may differ
+    # the learning rate is tuned per model (aecnn_utils.tune): it may differ; the cells are
+    # compared through the data fingerprint, not the folder's path
     for key in ("model", "model_kwargs", "seed", "seeds", "device", "num_workers", "n_boot",
-                "lr"):
+                "lr", "data_root"):
         data.pop(key, None)
     return data
 
@@ -63,9 +64,11 @@ def check_comparable(results: dict[str, Sequence[RunResult]]) -> None:
         raise IncomparableRuns("no runs to compare")
     ref, ref_key = runs[0], _comparable_key(runs[0].config)
     for r in runs[1:]:
-        if r.metrics["data"] != ref.metrics["data"]:
-            raise IncomparableRuns(f"{r.run_dir.name} used {r.metrics['data']!r} but "
-                                   f"{ref.run_dir.name} used {ref.metrics['data']!r}")
+        for field in ("data", "data_fingerprint"):
+            if r.metrics.get(field) != ref.metrics.get(field):
+                raise IncomparableRuns(f"{r.run_dir.name} used {field} "
+                                       f"{r.metrics.get(field)!r} but {ref.run_dir.name} "
+                                       f"{ref.metrics.get(field)!r}")
         key = _comparable_key(r.config)
         diff = sorted(k for k in set(key) | set(ref_key) if key.get(k) != ref_key.get(k))
         if diff:

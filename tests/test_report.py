@@ -71,8 +71,13 @@ def test_refuses_to_mix_profiles_or_data(results, tmp_path: Path) -> None:
         report.table2(other)
     foreign = _run(tmp_path / "y", "aecnn", 0, 0.5)
     foreign.metrics["data"] = "real data: sipakmed, herlev"
-    with pytest.raises(report.IncomparableRuns, match="used 'real data"):
+    with pytest.raises(report.IncomparableRuns, match="used data 'real data"):
         report.check_comparable(dict(results, aecnn=[foreign]))
+    moved = _run(tmp_path / "z", "aecnn", 0, 0.5, data_root="/the/same/cells/elsewhere")
+    report.check_comparable(dict(results, aecnn=[moved]))  # the path is not the data
+    moved.metrics["data_fingerprint"] = "other cells"
+    with pytest.raises(report.IncomparableRuns, match="used data_fingerprint 'other cells'"):
+        report.check_comparable(dict(results, aecnn=[moved]))
     with pytest.raises(report.IncomparableRuns, match="no runs"):
         report.check_comparable({})
 

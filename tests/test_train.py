@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,21 @@ def test_changed_data_gets_a_new_run(tmp_path: Path, cache_dir: Path) -> None:
     assert not second.reused and second.run_dir != first.run_dir
     assert second.metrics["data_fingerprint"] != first.metrics["data_fingerprint"]
     assert train_run(config, tmp_path / "runs", cache_dir=cache_dir, progress=False).reused
+
+
+def test_moved_data_finds_the_same_run(tmp_path: Path, cache_dir: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same cells under another path, or the same path written relative or absolute,
+    reuse the finished run (the run id holds what the data is, not where it lies)."""
+    generate_all(tmp_path / "data", n_per_class=6, seed=2, field_size=(320, 240))
+    first = train_run(_within(tmp_path / "data", epochs=1), tmp_path / "runs",
+                      cache_dir=cache_dir, progress=False)
+    shutil.copytree(tmp_path / "data", tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    for root in ("moved", tmp_path / "moved"):
+        again = train_run(_within(root, epochs=1), tmp_path / "runs", cache_dir=cache_dir,
+                           progress=False)
+        assert again.reused and again.run_dir == first.run_dir
 
 
 def test_keyboard_interrupt_becomes_resumable(learnable_root: Path, tmp_path: Path,
