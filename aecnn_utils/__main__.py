@@ -119,7 +119,7 @@ def _study(args: argparse.Namespace) -> None:
     if args.data_root is not None:
         overrides["data_root"] = args.data_root
     results = run_study(args.profile, args.methods, args.runs_dir, settings=args.settings,
-                        model=args.model, **overrides)
+                        epoch_bars=True, model=args.model, **overrides)
     table = study_table(results)
     with pd.option_context("display.width", 200, "display.max_colwidth", 40):
         print(format_study(table).to_string(index=False))

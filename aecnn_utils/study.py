@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .config import RunConfig, profile_config, update_tuned
 from .data.transforms import AugmentConfig
@@ -64,22 +65,25 @@ def study_config(profile: str, method: str, setting: str = "cross",
 
 def run_study(profile: str, methods: Sequence[str] | None = None,
               runs_dir: str | Path | None = None, *, settings: Sequence[str] = SETTINGS,
-              reference: bool = True, progress: bool = True,
+              reference: bool = True, progress: bool = True, epoch_bars: bool = False,
               **overrides: Any) -> dict[str, dict[str, list[RunResult]]]:
     """Train (or reuse) every method in every setting; ``{setting: {method: runs}}``.
 
     ``reference`` adds the nucleus-feature classifier (:mod:`aecnn_utils.morphology`) as a
-    row. ``overrides`` go to every config (e.g. ``data_root``, ``model``).
+    row. ``overrides`` go to every config (e.g. ``data_root``, ``model``). ``progress`` shows
+    one bar over the study's runs; ``epoch_bars`` also each run's epoch bars (the command
+    line; a notebook kernel chokes on that many updates).
     """
-    out: dict[str, dict[str, list[RunResult]]] = {}
-    for setting in settings:
-        out[setting] = {}
-        for method in methods or METHODS:
-            config = study_config(profile, method, setting, **overrides)
-            out[setting][method] = train_config(config, runs_dir, progress=progress)
-        if reference:
+    jobs = [(setting, method) for setting in settings for method in
+            [*(methods or METHODS), *([REFERENCE] if reference else [])]]
+    out: dict[str, dict[str, list[RunResult]]] = {setting: {} for setting in settings}
+    for setting, method in tqdm(jobs, desc="study", disable=not progress):
+        if method == REFERENCE:
             config = study_config(profile, "plain", setting, **overrides)
-            out[setting][REFERENCE] = [fit_reference(config, runs_dir, progress=progress)]
+            out[setting][method] = [fit_reference(config, runs_dir, progress=epoch_bars)]
+        else:
+            config = study_config(profile, method, setting, **overrides)
+            out[setting][method] = train_config(config, runs_dir, progress=epoch_bars)
     return out
 
 
