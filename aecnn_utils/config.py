@@ -68,13 +68,12 @@ _MINIMA: dict[str, float] = {
     "lambda_w": 0, "lambda_f": 0}
 
 
-#: Fields added after runs were published, with the value that does what the kit did before
-#: them: at that value they are left out of :meth:`RunConfig.fingerprint`, so that the run
-#: folders trained before keep their ids (and are reused, not retrained).
-LATER_FIELDS: dict[str, Any] = {"mixup": 0.0, "input_mode": "rgb", "stain_norm": "none",
-                                "tta": False, "adapt_bn": False}
-LATER_AUGMENT_FIELDS: dict[str, Any] = {"p_stain": 0.0, "stain_scale": 0.05, "p_color": 0.0,
-                                        "p_blur": 0.0, "p_zoom": 0.0, "zoom_scale": [0.35, 1.0]}
+#: Fields added after runs were published: at their defaults (which do what the kit did before
+#: them) they are left out of :meth:`RunConfig.fingerprint`, so that the run folders trained
+#: before keep their ids (and are reused, not retrained).
+LATER_FIELDS: tuple[str, ...] = ("mixup", "input_mode", "stain_norm", "tta", "adapt_bn")
+LATER_AUGMENT_FIELDS: tuple[str, ...] = ("p_stain", "stain_scale", "p_color", "p_blur",
+                                         "p_zoom", "zoom_scale")
 
 
 class ConfigError(ValueError):
@@ -328,9 +327,11 @@ class RunConfig:
         data = self.to_dict()
         for key in ("device", "num_workers", "seeds", "n_boot", "data_root"):
             data.pop(key, None)
-        for where, later in ((data, LATER_FIELDS), (data["augment"], LATER_AUGMENT_FIELDS)):
-            for key, before in later.items():
-                if where.get(key) == before:
+        defaults = RunConfig().to_dict()
+        for where, before, later in ((data, defaults, LATER_FIELDS),
+                                     (data["augment"], defaults["augment"], LATER_AUGMENT_FIELDS)):
+            for key in later:
+                if where.get(key) == before[key]:
                     del where[key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 

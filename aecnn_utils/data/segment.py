@@ -66,18 +66,15 @@ def _otsu3_low(values: np.ndarray, bins: int = 64) -> float:
     hist, edges = np.histogram(values, bins=bins)
     p = hist / max(hist.sum(), 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    w, m = np.cumsum(p), np.cumsum(p * centres)
-    best, t_best = -1.0, float(edges[bins // 3])
-    for i in range(bins - 2):
-        for j in range(i + 1, bins - 1):
-            ws = (w[i], w[j] - w[i], 1 - w[j])
-            ms = (m[i], m[j] - m[i], m[-1] - m[j])
-            if min(ws) <= 0:
-                continue
-            score = sum(mk * mk / wk for mk, wk in zip(ms, ws, strict=True))
-            if score > best:
-                best, t_best = score, float(edges[i + 1])
-    return t_best
+    w, m = np.cumsum(p)[:-1], np.cumsum(p * centres)[:-1]  # classes end at bin i (< j)
+    i, j = np.triu_indices(bins - 1, k=1)
+    ws = np.stack([w[i], w[j] - w[i], 1 - w[j]])
+    ms = np.stack([m[i], m[j] - m[i], m[-1] + p[-1] * centres[-1] - m[j]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where((ws > 0).all(axis=0), (ms * ms / ws).sum(axis=0), -1.0)
+    if not (score > -1).any():
+        return float(edges[bins // 3])
+    return float(edges[i[np.argmax(score)] + 1])
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
