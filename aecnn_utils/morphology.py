@@ -26,7 +26,7 @@ from .data.prepare import PreparedData, prepare_data
 from .data.segment import NUCLEUS_FEATURES, nucleus_features
 from .evaluation import evaluate_outputs
 from .io import atomic_path, atomic_write_json, atomic_write_text
-from .runs import RunResult, default_runs_dir, load_run, predictions_frame
+from .runs import RunResult, default_runs_dir, load_run, write_predictions
 from .train import EVALUATION_VERSION, make_loss
 
 #: The reference's name (run folders, tables).
@@ -88,10 +88,7 @@ def fit_reference(config: RunConfig, runs_dir: str | Path | None = None, *,
     config.save(run_dir / "config.yaml")
     atomic_write_text(run_dir / "history.csv", "epoch\n")
     threshold = final.get("threshold", {}).get("value")
-    for part in ("val", "test"):
-        frame = predictions_frame(data.frame(part), probs[data.index[part]], data.class_names,
-                                  threshold)
-        atomic_write_text(run_dir / f"predictions_{part}.csv", frame.to_csv(index=False))
+    write_predictions(run_dir, data, probs, threshold)
     coef = model[-1].coef_
     metrics = {
         "evaluation_version": EVALUATION_VERSION, "run_id": run_id, "profile": config.profile,

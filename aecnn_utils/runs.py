@@ -37,6 +37,7 @@ from .data.sources import project_dir
 from .data.transforms import InputPrep, NormStats, build_eval_transform
 from .device import resolve_device
 from .evaluation import softmax
+from .io import atomic_write_text
 
 IF_EXISTS: tuple[str, ...] = ("resume", "overwrite", "error")
 
@@ -201,6 +202,16 @@ def checkpoint_probs(model: nn.Module, meta: dict[str, Any], cells: CachedImages
 
 
 # ----------------------------------------------------------------------------- results
+def write_predictions(run_dir: Path, data: PreparedData, probs: np.ndarray,
+                      threshold: float | None) -> None:
+    """``predictions_val.csv`` and ``predictions_test.csv`` from class probabilities on the
+    pool (:func:`predictions_frame`), written atomically."""
+    for part in ("val", "test"):
+        frame = predictions_frame(data.frame(part), probs[data.index[part]], data.class_names,
+                                  threshold)
+        atomic_write_text(run_dir / f"predictions_{part}.csv", frame.to_csv(index=False))
+
+
 def predictions_frame(df: pd.DataFrame, probs: np.ndarray, class_names: Sequence[str],
                       threshold: float | None) -> pd.DataFrame:
     """Per-cell predictions as written to ``predictions_<part>.csv``."""

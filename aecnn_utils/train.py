@@ -35,7 +35,7 @@ from .evaluation import evaluate_outputs, softmax, val_metrics
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .losses import build_loss
 from .models import CHECKPOINT_FORMAT, PRETRAINED, build_model, count_params
-from .runs import RunResult, autocast, open_run_dir, predict_logits, predictions_frame
+from .runs import RunResult, autocast, open_run_dir, predict_logits, write_predictions
 
 #: Version of what a run reports from its outputs; finished runs of an older one are re-scored.
 EVALUATION_VERSION = 4
@@ -353,10 +353,7 @@ def _finish(run: _Run, stopped_early: bool) -> RunResult:
                              best_epoch=run.state["best_epoch"])
     probs = softmax(outputs[run.state["best_epoch"] - 1])
     threshold = final.get("threshold", {}).get("value")
-    for part in ("val", "test"):
-        frame = predictions_frame(data.frame(part), probs[data.index[part]], data.class_names,
-                                  threshold)
-        atomic_write_text(run.run_dir / f"predictions_{part}.csv", frame.to_csv(index=False))
+    write_predictions(run.run_dir, data, probs, threshold)
     summary = {
         "evaluation_version": EVALUATION_VERSION,
         "run_id": run.run_dir.name, "profile": config.profile, "model": config.model,
