@@ -51,8 +51,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def val_metrics(logits: np.ndarray, labels: np.ndarray, loss_fn: nn.Module) -> dict[str, float]:
     """The monitor values of one epoch on a selection set: ``val_loss`` (the training loss on
     these cells), ``val_auc``, ``val_balanced_accuracy``, ``val_f1``, ... at 0.5."""
+    # on the loss's own device: its class weights are buffers that follow the model (GPU too)
+    device = next(iter(loss_fn.buffers()), torch.empty(0)).device
     with torch.no_grad():
-        loss = float(loss_fn(torch.from_numpy(logits).float(), torch.from_numpy(labels).long()))
+        loss = float(loss_fn(torch.from_numpy(logits).float().to(device),
+                             torch.from_numpy(labels).long().to(device)))
     m = M.classification_metrics(labels, softmax(logits))
     keys = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "sensitivity", "specificity")
     return {"val_loss": loss, **{f"val_{'auc' if k == 'roc_auc' else k}": float(m[k])

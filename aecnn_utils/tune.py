@@ -12,6 +12,7 @@ chosen runs without tuning again.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,14 @@ import pandas as pd
 
 from .config import MONITORS, ConfigError, profile_config, update_tuned
 from .data.prepare import data_key, prepare_data
-from .train import train_run
+from .train import TrainingDiverged, train_run
 
 #: Learning-rate grid of each profile (log-spaced, 16x range).
 TUNE_LRS: dict[str, tuple[float, ...]] = {"smoke": (0.01, 0.05), "cpu": (0.005, 0.02, 0.08),
                                           "paper": (3e-4, 1e-3, 3e-3)}
+
+#: What the profile's file records for a learning rate whose run diverged (loss NaN/inf).
+DIVERGED = "diverged"
 
 
 def selection_score(metrics: dict[str, Any]) -> float:
@@ -39,8 +43,10 @@ def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None
          **overrides: Any) -> pd.DataFrame:
     """Train every (model, learning rate) of the grid; record the best rate per model.
 
-    Returns one row per run: model, lr, score, chosen, run id. ``write`` records the choices
-    in ``<profile>_tuned.yaml`` (merged with the models tuned before).
+    Returns one row per run: model, lr, score, chosen, run id, the device it trained on. A
+    rate whose run diverges (loss NaN/inf) scores NaN and is recorded as :data:`DIVERGED`.
+    ``write`` records the choices in ``<profile>_tuned.yaml`` (merged with the models tuned
+    before).
     """
     lrs = tuple(lrs or TUNE_LRS.get(profile, ()))
     if len(lrs) < 2:
@@ -51,15 +57,27 @@ def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None
             config = profile_config(profile, model=model, lr=lr, **overrides)
             if data is None or data.key != data_key(config):
                 data = prepare_data(config, progress=progress)
-            result = train_run(config, runs_dir, data=data, progress=progress)
+            try:
+                result = train_run(config, runs_dir, data=data, progress=progress)
+            except TrainingDiverged as exc:  # a rate too high for this model is a grid result
+                warnings.warn(f"{model} at lr {lr} diverged and scores nothing: {exc}",
+                              stacklevel=2)
+                rows.append({"model": model, "lr": lr, "score": math.nan,
+                             "monitor": config.monitor, "run_id": config.run_id(data.fingerprint),
+                             "data": data.source.notice, "device": None})
+                continue
             rows.append({"model": model, "lr": lr, "score": selection_score(result.metrics),
                          "monitor": config.monitor, "run_id": result.run_dir.name,
-                         "data": result.metrics["data"]})
+                         "data": result.metrics["data"], "device": result.metrics["device"]})
     table = pd.DataFrame(rows)
     mode = MONITORS[profile_config(profile, **overrides).monitor]
     table["chosen"] = False
     for _model, group in table.groupby("model", sort=False):
         scores = group["score"].where(group["score"].map(math.isfinite))
+        if scores.isna().all():
+            raise TrainingDiverged(f"every learning rate of the grid diverged for {_model} "
+                                   f"({', '.join(map(str, group['lr']))}); try lower rates "
+                                   "(--lrs) or amp=False")
         best = scores.idxmin() if mode == "min" else scores.idxmax()
         table.loc[best, "chosen"] = True
     if write:
@@ -77,6 +95,9 @@ def record(profile: str, table: pd.DataFrame) -> Path:
             "why": f"best mean {chosen['monitor']} on the selection halves of the splits "
                    f"({'lowest' if MONITORS[chosen['monitor']] == 'min' else 'highest'} wins); "
                    "the report halves are not looked at",
-            "grid": {float(r.lr): round(float(r.score), 6) for r in group.itertuples()},
-            "data": str(chosen["data"]), "run_id": str(chosen["run_id"])}
+            "grid": {float(r.lr): round(float(r.score), 6) if math.isfinite(r.score)
+                     else DIVERGED for r in group.itertuples()},
+            "data": str(chosen["data"]), "run_id": str(chosen["run_id"]),
+            "device": {float(r.lr): r.device for r in group.itertuples()
+                       if isinstance(r.device, str)}}
     return update_tuned(profile, entries)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from aecnn_utils.config import profile_config
 from aecnn_utils.data.prepare import prepare_data
-from aecnn_utils.evaluation import select_epoch, split_halves, summary_of
+from aecnn_utils.evaluation import select_epoch, split_halves, summary_of, val_metrics
 from aecnn_utils.train import train_run
 
 
@@ -100,3 +102,29 @@ def test_finished_runs_are_rescored_from_their_outputs(synthetic_root: Path, tmp
     path.write_text(json.dumps({**old, "best_epoch": 3 - first.metrics["best_epoch"]}))
     with pytest.raises(ConfigError, match="train it again"):
         train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
+
+
+class _DeviceRecorder(nn.Module):
+    """A loss whose class weights live on another device (``meta`` stands in for a GPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.ones(2, device="meta"))
+        self.seen: list[tuple[str, str]] = []
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.seen.append((logits.device.type, target.device.type))
+        return torch.tensor(0.25)
+
+
+def test_the_validation_loss_runs_on_the_loss_device() -> None:
+    """The trainer's loss holds its class weights on the model's device (a GPU): the epoch's
+    validation logits, gathered on the CPU, must follow them there (found on an H200)."""
+    logits = np.array([[2.0, -1.0], [0.0, 1.0], [1.0, 0.5]], dtype=np.float32)
+    labels = np.array([0, 1, 1])
+    loss = _DeviceRecorder()
+    assert val_metrics(logits, labels, loss)["val_loss"] == 0.25
+    assert loss.seen == [("meta", "meta")]
+    weighted = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 3.0]))
+    expected = float(weighted(torch.from_numpy(logits), torch.from_numpy(labels)))
+    assert val_metrics(logits, labels, weighted)["val_loss"] == pytest.approx(expected)

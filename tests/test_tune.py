@@ -11,8 +11,8 @@ import yaml
 from aecnn_utils import config as C
 from aecnn_utils.__main__ import main
 from aecnn_utils.config import profile_config
-from aecnn_utils.train import train_models, train_run
-from aecnn_utils.tune import selection_score, tune
+from aecnn_utils.train import TrainingDiverged, train_models, train_run
+from aecnn_utils.tune import DIVERGED, selection_score, tune
 
 SMALL = {"image_size": 32, "epochs": 2, "n_splits": 2, "test": ("herlev",), "n_boot": 20,
          "num_workers": 0}
@@ -88,3 +88,20 @@ def test_local_imagenet_weights_add_a_separate_row(synthetic_root: Path, tmp_pat
     assert started.run_dir != runs["mobilenet_v3_small"][0].run_dir
     table = report.table2(runs)
     assert list(table["model"]) == ["MobileNetV3-Small", "MobileNetV3-Small (ImageNet weights)"]
+
+
+def test_a_diverging_rate_is_a_grid_result_not_a_crash(synthetic_root: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    args = ["tune", "--profile", "smoke", "--models", "mobilenet_v3_small", "--lrs", "0.01",
+            "1e12", "--runs-dir", str(tmp_path), "--data-root", str(synthetic_root),
+            "--set", *(f"{k}={v}" for k, v in SMALL.items() if k != "test"), "test=[herlev]"]
+    with pytest.warns(UserWarning, match="at lr 1000000000000.0 diverged"):
+        assert main(args) == 0
+    recorded = yaml.safe_load((tmp_path / "profiles" / "smoke_tuned.yaml").read_text())
+    entry = recorded["mobilenet_v3_small"]
+    assert entry["lr"] == 0.01 and entry["grid"][1e12] == DIVERGED
+    assert entry["device"] == {0.01: "cpu"}
+    with pytest.raises(TrainingDiverged, match="every learning rate"), pytest.warns(UserWarning):
+        tune("smoke", ["mobilenet_v3_small"], [1e12, 1e13], tmp_path, progress=False,
+             data_root=str(synthetic_root), **SMALL)
