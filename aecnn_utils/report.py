@@ -8,6 +8,7 @@ while Table 2 gives 97.63%, 96.89%, 98.11% and 0.986. Both are kept here, as rep
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -213,7 +214,8 @@ def write_table(numeric: pd.DataFrame, stem: str | Path, caption: str,
 def accuracy_by_dataset(results: dict[str, Sequence[RunResult]], data: PreparedData,
                         device: str = "auto") -> pd.DataFrame:
     """Figure 1's data: accuracy and F1 of every run's best model on each split, labelled by the
-    dataset(s) it holds (the training split is marked: those cells were seen in training)."""
+    dataset(s) it holds (the training split is marked: those cells were seen in training). The
+    training cells need the run's ``best.pt``; a run without it (warned) gives val/test only."""
     labels = {}
     for part in ("train", "val", "test"):
         names = "+".join(dict.fromkeys(data.frame(part)["dataset"]))
@@ -223,6 +225,11 @@ def accuracy_by_dataset(results: dict[str, Sequence[RunResult]], data: PreparedD
     for model, runs in results.items():
         for run in runs:
             for part in ("train", "val", "test"):
+                if part == "train" and not run.best_checkpoint.is_file():
+                    warnings.warn(f"{run.run_dir} has no best.pt (a run folder copied without "
+                                  f"its checkpoints): {model}'s accuracy on its training cells "
+                                  "is left out of Figure 1", stacklevel=2)
+                    continue
                 # val/test predictions are stored by the run; only the training cells are new
                 y, probs = (evaluate_checkpoint(run, data, part, device) if part == "train"
                             else stored_predictions(run, part))
@@ -308,6 +315,12 @@ def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]
                  f"cell abnormal scores accuracy {always['accuracy']:.1f}% and F1 "
                  f"{always['f1']:.1f}%, but balanced accuracy {always['balanced_accuracy']:.1f}%"
                  " and AUC 0.5.")
+    devices: dict[str, list[str]] = {}
+    for key, runs in results.items():
+        for device in dict.fromkeys(_trained_on(r) for r in runs):
+            devices.setdefault(device, []).append(model_label(key))
+    lines.append("- Trained on " + "; ".join(f"{device}: {', '.join(names)}"
+                                            for device, names in devices.items()) + ".")
     top = rows.loc[models, "roc_auc"].idxmax()
     best = rows.loc[top]
     lines.append(f"- {top} has the highest mean AUC; at 95% specificity its sensitivity is "
@@ -318,6 +331,12 @@ def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]
                      f"cells), {top}'s AUC is {best['roc_auc_seen']:.3f} and its balanced "
                      f"accuracy {best['balanced_accuracy_seen']:.1f}%.")
     return "\n".join(lines) + "\n"
+
+
+def _trained_on(run: RunResult) -> str:
+    """Where a run trained, as its metrics recorded it (CUDA with mixed precision noted)."""
+    device = str(run.metrics.get("device", "an unrecorded device"))
+    return f"{device} (mixed precision)" if device.startswith("cuda") and run.config.amp else device
 
 
 def _split_wins(ours: Sequence[RunResult], other: Sequence[RunResult]) -> tuple[int, int] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from aecnn_utils import metrics as M
 from aecnn_utils import plots, report
 from aecnn_utils.config import profile_config
-from aecnn_utils.train import RunResult
+from aecnn_utils.data.prepare import prepare_data
+from aecnn_utils.train import RunResult, train_run
 
 
 def _run(tmp: Path, model: str, seed: int, quality: float, **config_changes) -> RunResult:
@@ -158,8 +160,29 @@ def test_summary_words_follow_the_intervals(results) -> None:
     screening = pd.DataFrame([row("AECNN", 0.80, 0.75, 0.85), row("ResNet-50", 0.78, 0.70, 0.84),
                               row("EfficientNet-B3", 0.60, 0.55, 0.70),
                               row("All abnormal (reference)", 0.5, np.nan, np.nan)])
+    for run in results["efficientnet_b3"]:
+        run.metrics["device"] = "cuda"
     text = report.summary_text(screening, results)
+    assert "- Trained on cpu: ResNet-50, AECNN; cuda: EfficientNet-B3." in text
+    results["efficientnet_b3"][0].config = replace(results["efficientnet_b3"][0].config, amp=True)
+    assert "cuda (mixed precision): EfficientNet-B3" in report.summary_text(screening, results)
     assert "AECNN vs ResNet-50: a difference in AUC is not shown" in text
     assert "AECNN vs EfficientNet-B3: AECNN's AUC is higher beyond the slide-level" in text
     assert "74.0% of the report cells are abnormal" in text
     assert "AECNN has the highest mean AUC" in text
+
+
+def test_figure1_leaves_out_training_cells_of_a_run_without_checkpoint(
+        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run folder copied without its checkpoints (e.g. trained on a lent GPU) still reports."""
+    monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
+    config = profile_config("smoke", data_root=str(synthetic_root), image_size=32, epochs=1,
+                            n_boot=20, num_workers=0)
+    data = prepare_data(config, progress=False)
+    run = train_run(config, tmp_path / "runs", data=data, progress=False)
+    full = report.accuracy_by_dataset({"aecnn": [run]}, data, "cpu")
+    assert list(full["split"]) == ["train", "val", "test"]
+    run.best_checkpoint.unlink()
+    with pytest.warns(UserWarning, match="no best.pt"):
+        partial = report.accuracy_by_dataset({"aecnn": [run]}, data, "cpu")
+    pd.testing.assert_frame_equal(partial, full.iloc[1:].reset_index(drop=True))
