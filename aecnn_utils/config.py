@@ -46,6 +46,7 @@ import yaml
 
 from . import __version__
 from .data.cache import RESIZE_MODES
+from .data.segment import SEGMENTATION_VERSION, SEGMENTED_MODES
 from .data.taxonomy import DATASET_NAMES, SCHEMES
 from .data.transforms import INPUT_MODES, STAIN_NORMS, AugmentConfig
 from .io import atomic_write_text
@@ -333,6 +334,8 @@ class RunConfig:
             for key in later:
                 if where.get(key) == before[key]:
                     del where[key]
+        if self.resize_mode in SEGMENTED_MODES:  # a changed segmentation is another run
+            data["segmentation_version"] = SEGMENTATION_VERSION
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
     def run_id(self, data_fingerprint: str = "") -> str:

@@ -33,7 +33,8 @@ from .train import EVALUATION_VERSION, make_loss
 NAME = "nucleus_features"
 #: Features are measured on the cells cached at this size (``pad``), whatever the networks use.
 FEATURE_SIZE = 128
-FEATURES_VERSION = 2
+#: Version of the features (3: measured with segmentation version 2, padding bars excluded).
+FEATURES_VERSION = 3
 
 
 def feature_matrix(cells: CachedImages, progress: bool = True) -> np.ndarray:

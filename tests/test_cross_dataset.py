@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from aecnn_utils.config import profile_config
+from aecnn_utils.config import RunConfig, profile_config
 from aecnn_utils.data.cache import cache_images, square_resize
 from aecnn_utils.data.images import load_image
 from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.segment import (
     NUCLEUS_FEATURES,
     NUCLEUS_FIELD,
+    content_box,
     harmonise,
     nucleus_features,
     segment,
@@ -140,12 +141,38 @@ def test_strong_augmentations_run_and_change_images(synthetic_root: Path) -> Non
         AugmentConfig(zoom_scale=(0.0, 1.0))
 
 
+def test_padding_bars_are_never_cell(synthetic_root: Path) -> None:
+    """Herlev's shared copies were padded to a square with flat bars of a dark colour: the
+    segmentation (and so the ``cell`` crop) must find the cell inside them, as without them."""
+    image, _ = _herlev_cells(synthetic_root)[0]
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(0)
+    assert content_box(image) == (0, h, 0, w)  # no bars: the whole crop
+    padded = np.empty((h, w + 60, 3), np.uint8)
+    padded[:] = (88, 80, 110)  # a dark purple bar, as in the shared Herlev copies
+    padded[:, 30:30 + w] = image
+    noisy = np.clip(padded + rng.normal(0, 1, padded.shape), 0, 255).astype(np.uint8)
+    y0, y1, x0, x1 = content_box(noisy)
+    assert (y0, y1) == (0, h) and 30 <= x0 <= 32 and 30 + w - 2 <= x1 <= 30 + w
+    alone, seg = segment(image), segment(noisy)
+    assert not seg.cell[:, :30].any() and not seg.cell[:, 30 + w:].any()
+    assert _dice(seg.cell[:, 30:30 + w], alone.cell) > 0.9
+    assert harmonise(noisy, "cell", seg).shape == harmonise(image, "cell", alone).shape
+
+
+def test_a_new_segmentation_is_a_new_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aecnn_utils import config as C
+
+    cell, pad = RunConfig(resize_mode="cell"), RunConfig()
+    before = cell.fingerprint(), pad.fingerprint()
+    monkeypatch.setattr(C, "SEGMENTATION_VERSION", C.SEGMENTATION_VERSION + 1)
+    assert cell.fingerprint() != before[0] and pad.fingerprint() == before[1]
+
+
 def test_fields_added_later_keep_old_run_ids() -> None:
     """Existing run folders must be found again: at their defaults, the cross-dataset fields
     leave the fingerprint as it was before they existed (values pinned when they were added,
     after data_root left the fingerprint)."""
-    from aecnn_utils.config import RunConfig
-
     assert RunConfig().fingerprint() == "3fd9a2f2"
     assert profile_config("cpu", model="resnet50", lr=0.005, recipe=False).fingerprint() == \
         "18eed25d"

@@ -25,7 +25,7 @@ from aecnn_utils.domain import (
     run_features,
 )
 from aecnn_utils.models import build_model
-from aecnn_utils.morphology import fit_reference
+from aecnn_utils.morphology import FEATURES_VERSION, NAME, fit_reference
 from aecnn_utils.study import (
     METHODS,
     REFERENCE,
@@ -96,7 +96,7 @@ def test_nucleus_feature_reference_learns_and_is_scored_like_a_run(
                             n_boot=50)
     result = fit_reference(config, tmp_path / "runs", cache_dir=cache_dir, progress=False)
     m = result.metrics
-    assert result.run_dir.name.startswith("nucleus_features2_")
+    assert result.run_dir.name.startswith(f"{NAME}{FEATURES_VERSION}_")
     assert list(m["coefficients"]) == list(NUCLEUS_FEATURES)
     assert m["test"]["roc_auc"] > 0.7  # synthetic abnormal nuclei are larger and darker
     preds = pd.read_csv(result.run_dir / "predictions_test.csv")

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..io import atomic_path, atomic_write_json
 from .errors import CorruptImageError, DataWarning
 from .images import load_image
-from .segment import harmonise
+from .segment import SEGMENTATION_VERSION, SEGMENTED_MODES, harmonise
 
 CACHE_VERSION = 1
 RESIZE_MODES: tuple[str, ...] = ("pad", "stretch", "cell", "nucleus")
@@ -120,7 +120,8 @@ class CachedImages:
 
 
 def _fingerprint(df: pd.DataFrame, size: int, mode: str) -> str:
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, size, mode]).encode())
+    version = [CACHE_VERSION, SEGMENTATION_VERSION] if mode in SEGMENTED_MODES else [CACHE_VERSION]
+    h = hashlib.sha256(json.dumps([*version, size, mode]).encode())
     for row in df[["path", "crop_x0", "crop_y0", "crop_x1", "crop_y1"]].itertuples(index=False):
         try:
             st = os.stat(row.path)

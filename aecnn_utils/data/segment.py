@@ -28,6 +28,11 @@ RGB_FROM_HED: np.ndarray = np.array([[0.65, 0.70, 0.29],
                                      [0.27, 0.57, 0.78]])
 HED_FROM_RGB: np.ndarray = np.linalg.inv(RGB_FROM_HED)
 
+#: Version of :func:`segment`'s output. Caches, features and run ids that depend on it carry it,
+#: so a changed segmentation never reuses results of the old one (2: padding bars excluded).
+SEGMENTATION_VERSION = 2
+#: The ``resize_mode`` values that segment each cell (:func:`harmonise`).
+SEGMENTED_MODES: tuple[str, ...] = ("cell", "nucleus")
 #: ``nucleus`` harmonisation: the square window is this many nucleus diameters wide.
 NUCLEUS_FIELD = 4.0
 #: ``nucleus`` harmonisation never zooms in further than this fraction of the crop's shorter
@@ -127,7 +132,41 @@ class Segmentation:
         return float(2.0 * np.sqrt(self.nucleus.sum() / np.pi))
 
 
+def content_box(image: np.ndarray, tol: float = 4.0) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` of ``image`` inside padding bars: edge rows or columns of one flat
+    colour (each within ``tol`` grey levels of it), at least 2 pixels thick, plus 1 pixel of JPEG
+    ringing. Herlev's shared copies were padded to a square this way; a crop without bars is
+    returned whole."""
+    h, w = image.shape[:2]
+    img = image.astype(np.float32)
+
+    def bar(lines: np.ndarray) -> int:  # lines: (n, length, 3), outermost first
+        ref = np.median(lines[0], axis=0)
+        flat = (np.abs(lines - ref).max(axis=(1, 2)) <= tol).tolist()
+        k = flat.index(False) if False in flat else len(flat)
+        return k + 1 if k >= 2 else 0
+
+    top, bottom = bar(img[: h // 2]), bar(img[::-1][: h // 2])
+    left = bar(img[:, : w // 2].transpose(1, 0, 2))
+    right = bar(img[:, ::-1][:, : w // 2].transpose(1, 0, 2))
+    return top, h - bottom, left, w - right
+
+
 def segment(image: np.ndarray) -> Segmentation:
+    """Cell and nucleus masks of a single-cell RGB ``uint8`` crop, found inside its padding
+    bars (:func:`content_box`; the bars are never cell). See :func:`_segment` for the method."""
+    y0, y1, x0, x1 = content_box(image)
+    if (y0, y1, x0, x1) == (0, *image.shape[:1], 0, *image.shape[1:2]) \
+            or y1 - y0 < 8 or x1 - x0 < 8:
+        return _segment(image)
+    inner = _segment(image[y0:y1, x0:x1])
+    cell = np.zeros(image.shape[:2], bool)
+    nucleus = np.zeros(image.shape[:2], bool)
+    cell[y0:y1, x0:x1], nucleus[y0:y1, x0:x1] = inner.cell, inner.nucleus
+    return Segmentation(cell, nucleus)
+
+
+def _segment(image: np.ndarray) -> Segmentation:
     """Cell and nucleus masks of a single-cell RGB ``uint8`` crop.
 
     Cell: the lower threshold of a three-class Otsu (background, cytoplasm, nucleus) on the
