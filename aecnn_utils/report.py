@@ -156,6 +156,19 @@ def caption(numeric: pd.DataFrame, what: str) -> str:
             "a bootstrap over slides (patient_or_slide). Percent; AUC as a fraction.")
 
 
+def interval_cell(row: pd.Series, col: str, digits: int, scale: float = 1.0) -> str:
+    """``"mean ± sd [low, high]"`` of ``row[col]`` and its ``_std``/``_low``/``_high`` columns,
+    times ``scale``; ``-`` where the value is missing, parts left out where they are."""
+    if pd.isna(row[col]):
+        return "-"
+    text = M.format_mean_std(scale * row[col], scale * row.get(f"{col}_std", np.nan), digits,
+                             percent=False)
+    low, high = row.get(f"{col}_low", np.nan), row.get(f"{col}_high", np.nan)
+    if not (pd.isna(low) or pd.isna(high)):
+        text += f" [{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
+    return text
+
+
 def format_table(numeric: pd.DataFrame, labels: dict[str, str],
                  suffix: str = "") -> pd.DataFrame:
     """Readable table: "mean ± sd [low, high]" per metric (``suffix`` picks e.g. the
@@ -168,11 +181,7 @@ def format_table(numeric: pd.DataFrame, labels: dict[str, str],
             continue
 
         def cell(r: pd.Series, col: str = col, digits: int = digits) -> str:
-            text = M.format_mean_std(r[col], r.get(f"{col}_std", np.nan), digits, percent=False)
-            low, high = r.get(f"{col}_low", np.nan), r.get(f"{col}_high", np.nan)
-            if not (pd.isna(low) or pd.isna(high)):
-                text += f" [{low:.{digits}f}, {high:.{digits}f}]"
-            return "-" if pd.isna(r[col]) else text
+            return interval_cell(r, col, digits)
 
         paper = f"{metric}_paper" in numeric
         out[f"{label} (ours)" if paper else label] = numeric.apply(cell, axis=1)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .config import RunConfig, profile_config, update_tuned
 from .data.transforms import AugmentConfig
 from .morphology import fit_reference
-from .report import PAPER_ABSTRACT
+from .report import PAPER_ABSTRACT, interval_cell
 from .runs import RunResult, results_table
 from .train import train_config
 from .tune import selection_score
@@ -144,15 +144,7 @@ def format_study(table: pd.DataFrame) -> pd.DataFrame:
         scale, digits = (1, 3) if col.endswith(("_auc", "_auc_seen")) else (100, 1)
 
         def cell(r: pd.Series, col: str = col, scale: int = scale, digits: int = digits) -> str:
-            if pd.isna(r[col]):
-                return "-"
-            text = f"{scale * r[col]:.{digits}f}"
-            if not pd.isna(r.get(f"{col}_std")):
-                text += f" ± {scale * r[f'{col}_std']:.{digits}f}"
-            if not (pd.isna(r.get(f"{col}_low")) or pd.isna(r.get(f"{col}_high"))):
-                text += (f" [{scale * r[f'{col}_low']:.{digits}f}, "
-                         f"{scale * r[f'{col}_high']:.{digits}f}]")
-            return text
+            return interval_cell(r, col, digits, scale)
         out[label] = table.apply(cell, axis=1)
     return out
 
