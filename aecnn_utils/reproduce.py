@@ -64,7 +64,8 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
     out_dir.mkdir(parents=True, exist_ok=True)
     candidates = {
         "profile": profile,
-        "data_root": str(data_root or ""),
+        # the notebooks run in notebooks/: a relative folder is the caller's, so resolve it here
+        "data_root": str(Path(data_root).resolve()) if data_root else "",
         "figures_dir": str(figures_dir.resolve()),
         "runs_dir": str(runs_dir.resolve()),
         "seed": seed,

@@ -51,11 +51,14 @@ def test_reproduce_rejects_unknown_profile() -> None:
         run_notebooks("huge")
 
 
-def test_reproduce_injects_parameters_and_writes_outputs(tmp_path: Path,
-                                                         synthetic_root: Path) -> None:
+def test_reproduce_injects_parameters_and_writes_outputs(
+        tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The papermill path of ``make reproduce`` (nbval executes every notebook once in
-    ``make test``; here the cheapest notebook goes through papermill)."""
-    runs = run_notebooks("smoke", synthetic_root, runs_dir=tmp_path / "runs",
+    ``make test``; here the cheapest notebook goes through papermill). A data folder given
+    relative to the caller (``--data-root ../shared/data``) reaches the notebooks, which run in
+    ``notebooks/``, as the same folder."""
+    monkeypatch.chdir(synthetic_root.parent)
+    runs = run_notebooks("smoke", synthetic_root.name, runs_dir=tmp_path / "runs",
                          figures_dir=tmp_path / "fig", only=["00"], log=lambda s: None)
     assert [r.name for r in runs] == ["00_overview.ipynb"]
     assert runs[0].output == tmp_path / "runs" / "smoke" / "notebooks" / "00_overview.ipynb"
