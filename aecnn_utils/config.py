@@ -3,9 +3,10 @@
 Three named profiles (:func:`profile_config`):
 
 ``smoke``  seconds on a CPU: tiny synthetic data, 64 px, 2 epochs; for tests and nbval.
-``cpu``    a real result on a 2-core CPU within the hour: the real SIPaKMeD for training, one
-           grouped half of the available Herlev cells for model selection and the other half for
-           testing (CRIC is not available on the kit's machines), 96 px, few epochs.
+``cpu``    a real result on a 2-core CPU (minutes for AECNN, about an hour for ResNet-50): the
+           real SIPaKMeD for training, the available Herlev cells halved by slide into a
+           selection and a report half, 20 times (CRIC is not available on the kit's
+           machines), 96 px, 10 epochs.
 ``paper``  section 4 exactly: SIPaKMeD -> Herlev -> CRIC, 224 px, batch 32, SGD (momentum 0.9,
            weight decay 1e-4), cosine decay from lr 1e-3, 150 epochs, early stopping with
            patience 20, five seeds.
