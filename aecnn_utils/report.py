@@ -326,7 +326,7 @@ def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]
                  " and AUC 0.5.")
     devices: dict[str, list[str]] = {}
     for key, runs in results.items():
-        for device in dict.fromkeys(_trained_on(r) for r in runs):
+        for device in dict.fromkeys(trained_on(r) for r in runs):
             devices.setdefault(device, []).append(model_label(key))
     lines.append("- Trained on " + "; ".join(f"{device}: {', '.join(names)}"
                                             for device, names in devices.items()) + ".")
@@ -342,7 +342,7 @@ def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]
     return "\n".join(lines) + "\n"
 
 
-def _trained_on(run: RunResult) -> str:
+def trained_on(run: RunResult) -> str:
     """Where a run trained, as its metrics recorded it (CUDA with mixed precision noted)."""
     device = str(run.metrics.get("device", "an unrecorded device"))
     return f"{device} (mixed precision)" if device.startswith("cuda") and run.config.amp else device

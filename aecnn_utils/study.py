@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .config import RunConfig, profile_config, update_tuned
 from .data.transforms import AugmentConfig
 from .morphology import fit_reference
-from .report import PAPER_ABSTRACT, interval_cell
+from .report import PAPER_ABSTRACT, interval_cell, trained_on
 from .runs import RunResult, results_table
 from .train import train_config
 from .tune import selection_score
@@ -97,7 +97,9 @@ STUDY_COLUMNS: tuple[tuple[str, str, str], ...] = (
 def study_table(results: dict[str, dict[str, list[RunResult]]]) -> pd.DataFrame:
     """One row per method: for each setting its AUC, balanced accuracy, sensitivity at 95%
     specificity (and, across datasets, AUC without the classes absent from training), each
-    with its spread and interval (``<setting>_<stem>``, ``_std``, ``_low``, ``_high``)."""
+    with its spread and interval (``<setting>_<stem>``, ``_std``, ``_low``, ``_high``), the
+    mean selection-half score (``<setting>_selection``) and where the runs trained
+    (``<setting>_device``)."""
     table: pd.DataFrame | None = None
     for setting, runs in results.items():
         cols: dict[str, pd.Series] = {}
@@ -111,6 +113,8 @@ def study_table(results: dict[str, dict[str, list[RunResult]]]) -> pd.DataFrame:
             for suffix in ("", "_std", "_low", "_high"):
                 cols[f"{setting}_{stem}{suffix}"] = numeric[f"{metric}{suffix}"]
         part = pd.DataFrame(cols)
+        part[f"{setting}_device"] = pd.Series({m: ", ".join(dict.fromkeys(map(trained_on, rs)))
+                                               for m, rs in runs.items() if rs})
         part[f"{setting}_selection"] = pd.Series(
             {m: float(np.mean([selection_score(r.metrics) for r in rs]))
              for m, rs in runs.items() if rs})
@@ -204,4 +208,9 @@ def study_summary(table: pd.DataFrame) -> str:
                  f"{100 * r['cross_sens_at_spec95']:.1f}% at 95% specificity ({sens_gap:+.1f} "
                  f"points against the paper's {paper['sensitivity']:.2f}% at "
                  f"{paper['specificity']:.2f}%).")
+    devices: dict[str, list[str]] = {}
+    for method, device in rows["cross_device"].items():
+        devices.setdefault(device, []).append(method)
+    lines.append("- Trained on (across datasets) " + "; ".join(
+        f"{device}: {', '.join(methods)}" for device, methods in devices.items()) + ".")
     return "\n".join(lines)

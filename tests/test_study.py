@@ -62,6 +62,7 @@ def test_study_trains_each_method_in_both_settings_and_tabulates(
     assert "- test: AdaBN (transductive): AUC" in text
     assert f"Chosen on the selection halves: **{best_method(table)}**" in text
     assert best_method(table) == "plain"  # the only non-transductive method
+    assert f"- Trained on (across datasets) cpu: plain, test: AdaBN, {REFERENCE}." in text
     lower = table.assign(cross_auc_high=table["cross_auc_low"] - 1)  # no overlap with plain
     assert "vs plain: worse" in study_summary(lower.assign(
         cross_auc=np.where(lower["method"] == "plain", 0.9, 0.1),
