@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .config import RunConfig, profile_config, update_tuned
+from .config import MONITORS, RunConfig, profile_config, update_tuned
 from .data.transforms import AugmentConfig
 from .morphology import fit_reference
 from .report import PAPER_ABSTRACT, interval_cell, trained_on
@@ -125,6 +125,8 @@ def study_table(results: dict[str, dict[str, list[RunResult]]]) -> pd.DataFrame:
     table.insert(0, "transductive", [m in TRANSDUCTIVE for m in table.index])
     first = next(rs[0].metrics for runs in results.values() for rs in runs.values() if rs)
     table["data"], table["profile"] = first["data"], first["profile"]
+    table["monitor"] = next(rs[0].config.monitor for runs in results.values()
+                            for rs in runs.values() if rs)
     order = [m for m in (*METHODS, REFERENCE) if m in table.index]
     return table.loc[order].reset_index()
 
@@ -155,9 +157,11 @@ def format_study(table: pd.DataFrame) -> pd.DataFrame:
 
 def best_method(table: pd.DataFrame) -> str:
     """The non-transductive method with the best cross-dataset score on the selection halves
-    (the profile's monitor; the report halves play no part)."""
+    (the profile's monitor, highest or lowest as it asks; the report halves play no part)."""
     candidates = table[~table["transductive"] & (table["method"] != REFERENCE)]
-    return str(candidates.loc[candidates["cross_selection"].idxmax(), "method"])
+    scores = candidates["cross_selection"]
+    lowest = MONITORS[str(table["monitor"].iloc[0])] == "min"  # e.g. the validation loss
+    return str(candidates.loc[scores.idxmin() if lowest else scores.idxmax(), "method"])
 
 
 def record_recipe(profile: str, table: pd.DataFrame) -> Path:

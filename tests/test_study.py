@@ -186,3 +186,16 @@ def test_study_cli_prints_the_table_and_refuses_unknown_methods(
     assert profile_config("smoke", recipe=False).input_mode == "rgb"
     with pytest.raises(SystemExit):
         main(["study", "--methods", "dropout"])
+
+
+@pytest.mark.parametrize(("monitor", "chosen"), [("val_auc", "input: grey"),
+                                                 ("val_loss", "scale: random zoom")])
+def test_the_chosen_method_follows_the_monitors_direction(monitor: str, chosen: str) -> None:
+    """Highest selection AUC, but lowest selection loss (the smoke profile monitors the loss);
+    transductive methods and the reference are never chosen."""
+    table = pd.DataFrame({
+        "method": ["plain", "input: grey", "scale: random zoom", "test: AdaBN", REFERENCE],
+        "transductive": [False, False, False, True, False],
+        "cross_selection": [0.5, 0.9, 0.1, 0.99 if monitor == "val_auc" else 0.01, 0.95],
+        "monitor": monitor})
+    assert best_method(table) == chosen
