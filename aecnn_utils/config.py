@@ -3,7 +3,7 @@
 Three named profiles (:func:`profile_config`):
 
 ``smoke``  seconds on a CPU: tiny synthetic data, 64 px, 2 epochs; for tests and nbval.
-``cpu``    a real result on a 2-core CPU (minutes for AECNN, about an hour for ResNet-50): the
+``cpu``    a real result on a 2-core CPU (training times: the README's results): the
            real SIPaKMeD for training, the available Herlev cells halved by slide into a
            selection and a report half, 20 times (CRIC is not available on the kit's
            machines), 96 px, 10 epochs.

@@ -9,7 +9,7 @@ while Table 2 gives 97.63%, 96.89%, 98.11% and 0.986. Both are kept here, as rep
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -324,12 +324,13 @@ def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]
                  f"cell abnormal scores accuracy {always['accuracy']:.1f}% and F1 "
                  f"{always['f1']:.1f}%, but balanced accuracy {always['balanced_accuracy']:.1f}%"
                  " and AUC 0.5.")
-    devices: dict[str, list[str]] = {}
-    for key, runs in results.items():
-        for device in dict.fromkeys(trained_on(r) for r in runs):
-            devices.setdefault(device, []).append(model_label(key))
-    lines.append("- Trained on " + "; ".join(f"{device}: {', '.join(names)}"
-                                            for device, names in devices.items()) + ".")
+    lines.append(trained_on_line((model_label(key), trained_on(r))
+                                 for key, runs in results.items() for r in runs))
+    minutes = {model_label(key): np.mean([r.metrics["train_seconds"] for r in runs]) / 60
+               for key, runs in results.items() if runs}
+    lines.append("- Training time per run (wall clock on its device, as the run recorded it; "
+                 "other work may have shared the machine): "
+                 + ", ".join(f"{label} {m:.0f} min" for label, m in minutes.items()) + ".")
     top = rows.loc[models, "roc_auc"].idxmax()
     best = rows.loc[top]
     lines.append(f"- {top} has the highest mean AUC; at 95% specificity its sensitivity is "
@@ -346,6 +347,19 @@ def trained_on(run: RunResult) -> str:
     """Where a run trained, as its metrics recorded it (CUDA with mixed precision noted)."""
     device = str(run.metrics.get("device", "an unrecorded device"))
     return f"{device} (mixed precision)" if device.startswith("cuda") and run.config.amp else device
+
+
+def trained_on_line(pairs: Iterable[tuple[str, str]], what: str = "") -> str:
+    """``- Trained on<what> cpu: A, B; cuda: C.`` from (name, device) pairs, devices in order of
+    appearance, each name once."""
+    devices: dict[str, list[str]] = {}
+    for name, device in pairs:
+        names = devices.setdefault(device, [])
+        if name not in names:
+            names.append(name)
+    return (f"- Trained on{what} "
+            + "; ".join(f"{device}: {', '.join(names)}" for device, names in devices.items())
+            + ".")
 
 
 def _split_wins(ours: Sequence[RunResult], other: Sequence[RunResult]) -> tuple[int, int] | None:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .config import MONITORS, RunConfig, profile_config, update_tuned
 from .data.transforms import AugmentConfig
 from .morphology import fit_reference
-from .report import PAPER_ABSTRACT, interval_cell, trained_on
+from .report import PAPER_ABSTRACT, interval_cell, trained_on, trained_on_line
 from .runs import RunResult, results_table
 from .train import train_config
 from .tune import selection_score
@@ -123,10 +123,9 @@ def study_table(results: dict[str, dict[str, list[RunResult]]]) -> pd.DataFrame:
         raise ValueError("no results to tabulate")
     table.index.name = "method"
     table.insert(0, "transductive", [m in TRANSDUCTIVE for m in table.index])
-    first = next(rs[0].metrics for runs in results.values() for rs in runs.values() if rs)
-    table["data"], table["profile"] = first["data"], first["profile"]
-    table["monitor"] = next(rs[0].config.monitor for runs in results.values()
-                            for rs in runs.values() if rs)
+    first = next(rs[0] for runs in results.values() for rs in runs.values() if rs)
+    table["data"], table["profile"] = first.metrics["data"], first.metrics["profile"]
+    table["monitor"] = first.config.monitor
     order = [m for m in (*METHODS, REFERENCE) if m in table.index]
     return table.loc[order].reset_index()
 
@@ -212,9 +211,6 @@ def study_summary(table: pd.DataFrame) -> str:
                  f"{100 * r['cross_sens_at_spec95']:.1f}% at 95% specificity ({sens_gap:+.1f} "
                  f"points against the paper's {paper['sensitivity']:.2f}% at "
                  f"{paper['specificity']:.2f}%).")
-    devices: dict[str, list[str]] = {}
-    for method, device in rows["cross_device"].items():
-        devices.setdefault(device, []).append(method)
-    lines.append("- Trained on (across datasets) " + "; ".join(
-        f"{device}: {', '.join(methods)}" for device, methods in devices.items()) + ".")
+    lines.append(trained_on_line(((method, device) for method, device
+                                  in rows["cross_device"].items()), " (across datasets)"))
     return "\n".join(lines)

@@ -57,25 +57,24 @@ def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None
             config = profile_config(profile, model=model, lr=lr, **overrides)
             if data is None or data.key != data_key(config):
                 data = prepare_data(config, progress=progress)
+            row = {"model": model, "lr": lr, "score": math.nan, "monitor": config.monitor,
+                   "run_id": config.run_id(data.fingerprint), "data": data.source.notice,
+                   "device": None}
             try:
                 result = train_run(config, runs_dir, data=data, progress=progress)
+                row.update(score=selection_score(result.metrics),
+                           device=result.metrics["device"])
             except TrainingDiverged as exc:  # a rate too high for this model is a grid result
                 warnings.warn(f"{model} at lr {lr} diverged and scores nothing: {exc}",
                               stacklevel=2)
-                rows.append({"model": model, "lr": lr, "score": math.nan,
-                             "monitor": config.monitor, "run_id": config.run_id(data.fingerprint),
-                             "data": data.source.notice, "device": None})
-                continue
-            rows.append({"model": model, "lr": lr, "score": selection_score(result.metrics),
-                         "monitor": config.monitor, "run_id": result.run_dir.name,
-                         "data": result.metrics["data"], "device": result.metrics["device"]})
+            rows.append(row)
     table = pd.DataFrame(rows)
     mode = MONITORS[profile_config(profile, **overrides).monitor]
     table["chosen"] = False
-    for _model, group in table.groupby("model", sort=False):
+    for model, group in table.groupby("model", sort=False):
         scores = group["score"].where(group["score"].map(math.isfinite))
         if scores.isna().all():
-            raise TrainingDiverged(f"every learning rate of the grid diverged for {_model} "
+            raise TrainingDiverged(f"every learning rate of the grid diverged for {model} "
                                    f"({', '.join(map(str, group['lr']))}); try lower rates "
                                    "(--lrs) or amp=False")
         best = scores.idxmin() if mode == "min" else scores.idxmax()

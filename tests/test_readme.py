@@ -42,3 +42,12 @@ def test_readme_complexity_table_matches_notebook_02_output() -> None:
         params, gmacs = rows[label]
         assert params == pytest.approx(measured.loc[model, "params_M"], rel=0.02), label
         assert gmacs == pytest.approx(measured.loc[model, "GMACs"], rel=0.02), label
+
+
+def test_readme_learning_rate_grid_is_the_profiles() -> None:
+    from aecnn_utils.tune import TUNE_LRS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"rate chosen from the same grid \(([\d., ]+)\)", readme)
+    assert m, "README lacks the cpu learning-rate grid"
+    assert tuple(float(v) for v in m.group(1).split(",")) == TUNE_LRS["cpu"]

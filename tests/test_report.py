@@ -164,6 +164,7 @@ def test_summary_words_follow_the_intervals(results) -> None:
         run.metrics["device"] = "cuda"
     text = report.summary_text(screening, results)
     assert "- Trained on cpu: ResNet-50, AECNN; cuda: EfficientNet-B3." in text
+    assert "on its device, as the run recorded it" in text and "AECNN 0 min" in text  # 1 s
     results["efficientnet_b3"][0].config = replace(results["efficientnet_b3"][0].config, amp=True)
     assert "cuda (mixed precision): EfficientNet-B3" in report.summary_text(screening, results)
     assert "AECNN vs ResNet-50: a difference in AUC is not shown" in text

@@ -155,13 +155,12 @@ def content_box(image: np.ndarray, tol: float = 4.0) -> tuple[int, int, int, int
 def segment(image: np.ndarray) -> Segmentation:
     """Cell and nucleus masks of a single-cell RGB ``uint8`` crop, found inside its padding
     bars (:func:`content_box`; the bars are never cell). See :func:`_segment` for the method."""
+    h, w = image.shape[:2]
     y0, y1, x0, x1 = content_box(image)
-    if (y0, y1, x0, x1) == (0, *image.shape[:1], 0, *image.shape[1:2]) \
-            or y1 - y0 < 8 or x1 - x0 < 8:
+    if (y0, y1, x0, x1) == (0, h, 0, w) or y1 - y0 < 8 or x1 - x0 < 8:
         return _segment(image)
     inner = _segment(image[y0:y1, x0:x1])
-    cell = np.zeros(image.shape[:2], bool)
-    nucleus = np.zeros(image.shape[:2], bool)
+    cell, nucleus = np.zeros((h, w), bool), np.zeros((h, w), bool)
     cell[y0:y1, x0:x1], nucleus[y0:y1, x0:x1] = inner.cell, inner.nucleus
     return Segmentation(cell, nucleus)
 
