@@ -119,7 +119,8 @@ def _study(args: argparse.Namespace) -> None:
     if args.data_root is not None:
         overrides["data_root"] = args.data_root
     results = run_study(args.profile, args.methods, args.runs_dir, settings=args.settings,
-                        epoch_bars=True, model=args.model, **overrides)
+                        reference=not args.no_reference, epoch_bars=True, model=args.model,
+                        **overrides)
     table = study_table(results)
     with pd.option_context("display.width", 200, "display.max_colwidth", 40):
         print(format_study(table).to_string(index=False))
@@ -211,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
                    help="default: every method of aecnn_utils.study.METHODS")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    p.add_argument("--no-reference", action="store_true",
+                   help="leave out the nucleus-feature reference row")
     p.add_argument("--model", default="aecnn", choices=list(MODELS))
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")

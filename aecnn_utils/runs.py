@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import __version__
 from . import metrics as M
 from .config import ConfigError, RunConfig
 from .data.cache import CachedImages
@@ -245,13 +248,39 @@ def _primary(metrics: dict[str, Any], block: str) -> tuple[dict, dict]:
     return source[key], source.get(f"{key}_ci", {}) if key == "test" else {}
 
 
+
+@functools.cache
+def code_revision() -> str:
+    """The code that trains: ``git describe --always --dirty`` of the checkout the package was
+    imported from (``-dirty``: uncommitted changes, so the run may not be reproducible from any
+    commit), else ``"<version> (no git checkout)"``. Read once per process, when first asked
+    (the trainer asks before its first epoch)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():  # an installed copy, not a checkout
+        return f"{__version__} (no git checkout)"
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=20, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"{__version__} (no git checkout)"
+
+def _range(values: Sequence[float | None]) -> tuple[float, float]:
+    """Min and max of the defined values (NaN, NaN when none is)."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return (min(finite), max(finite)) if finite else (np.nan, np.nan)
+
+
 def results_table(results: dict[str, Sequence[RunResult]], block: str = "test") -> pd.DataFrame:
     """One row per model: each metric's value, spread, range and 95% interval on ``block``.
 
-    With repeated splits (``n_splits`` > 1) the value is the mean over splits (and seeds), the
-    spread the sd over splits and the range their min and max; otherwise the mean and sd over
-    seeds. The interval is the slide-level bootstrap interval of the configured split of the
-    first seed.
+    With repeated splits (``n_splits`` > 1) and one seed, the value is the mean over splits,
+    the spread the sd over splits, the range their min and max and the interval the slide-level
+    bootstrap interval of that mean. With several seeds the value is the mean over seeds of
+    those means, the spread and range are over seeds (training noise, which decides whether two
+    configs differ), and the interval's bounds are the seeds' bounds averaged: the seeds score
+    the same cells, so the interval of their mean is no wider than that. Without repeated
+    splits: the mean and sd over seeds, and the configured split's interval of the first seed.
     """
     if block not in BLOCKS:
         raise ValueError(f"block={block!r} is not valid; choose one of: {', '.join(BLOCKS)}")
@@ -263,8 +292,8 @@ def results_table(results: dict[str, Sequence[RunResult]], block: str = "test") 
         splits = first.get("splits")
         row: dict[str, Any] = {
             "model": model, "seeds": len(runs), "n_splits": splits["n_splits"] if splits else 1,
-            "spread": (f"sd over {splits['n_splits']} splits" if splits
-                       else f"sd over {len(runs)} seeds"),
+            "spread": (f"sd over {splits['n_splits']} splits" if splits and len(runs) == 1
+                       else f"sd over {len(runs)} seed{'s' * (len(runs) != 1)}"),
             "data": first["data"], "profile": first["profile"], "params": first["params"],
             "lr": runs[0].config.lr, "device": first["device"],
             "train_seconds": float(np.mean([r.metrics["train_seconds"] for r in runs])),
@@ -273,22 +302,26 @@ def results_table(results: dict[str, Sequence[RunResult]], block: str = "test") 
         for name in RESULT_METRICS:
             if splits:
                 per_seed = [r.metrics["splits"][block].get(name, {}) for r in runs]
-                values = [s.get("mean", np.nan) for s in per_seed]
-                first_split = per_seed[0]
-                spread = first_split.get("sd", np.nan)
-                low_high = (first_split.get("min", np.nan), first_split.get("max", np.nan))
+                values = [np.nan if s.get("mean") is None else s["mean"] for s in per_seed]
+                if len(runs) == 1:
+                    spread = per_seed[0].get("sd", np.nan)
+                    low_high = (per_seed[0].get("min", np.nan), per_seed[0].get("max", np.nan))
+                else:
+                    spread = np.std(values, ddof=1)
+                    low_high = _range(values)
             else:
                 values = [_primary(r.metrics, block)[0].get(name, np.nan) for r in runs]
                 spread = np.std(values, ddof=1) if len(values) > 1 else np.nan
-                low_high = (np.nanmin(values), np.nanmax(values))
+                low_high = _range(values)
             values = [np.nan if v is None else v for v in values]  # JSON null = undefined
             row[name] = float(np.mean(values))
             row[f"{name}_std"] = float(spread) if spread is not None else np.nan
             row[f"{name}_min"], row[f"{name}_max"] = (float(v) if v is not None else np.nan
                                                       for v in low_high)
-            interval = (per_seed[0] if splits and "low" in per_seed[0] else ci.get(name)) or {}
+            intervals = (per_seed if splits and "low" in per_seed[0]
+                         else [ci.get(name) or {}])
             for bound in ("low", "high"):
-                value = interval.get(bound)
-                row[f"{name}_{bound}"] = np.nan if value is None else float(value)
+                bounds = [np.nan if i.get(bound) is None else i[bound] for i in intervals]
+                row[f"{name}_{bound}"] = float(np.mean(bounds))
         rows.append(row)
     return pd.DataFrame(rows)

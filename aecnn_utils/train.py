@@ -35,7 +35,14 @@ from .evaluation import evaluate_outputs, softmax, val_metrics
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .losses import build_loss
 from .models import CHECKPOINT_FORMAT, PRETRAINED, build_model, count_params
-from .runs import RunResult, autocast, open_run_dir, predict_logits, write_predictions
+from .runs import (
+    RunResult,
+    autocast,
+    code_revision,
+    open_run_dir,
+    predict_logits,
+    write_predictions,
+)
 
 #: Version of what a run reports from its outputs; finished runs of an older one are re-scored.
 EVALUATION_VERSION = 4
@@ -360,7 +367,7 @@ def _finish(run: _Run, stopped_early: bool) -> RunResult:
         "seed": config.seed, "data": data.source.notice, "synthetic": data.source.synthetic,
         "data_fingerprint": data.fingerprint, "class_names": list(data.class_names),
         "train_counts": data.train_counts.tolist(),
-        "params": count_params(run.model), "device": str(run.device),
+        "params": count_params(run.model), "device": str(run.device), "code": code_revision(),
         "epochs_run": run.state["epoch"], "stopped_early": stopped_early,
         "monitor": config.monitor,
         "train_seconds": float(sum(r["train_seconds"] for r in run.history)),
@@ -420,6 +427,7 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     run_dir, finished = open_run_dir(config, data, runs_dir, if_exists)
     if finished is not None:
         return refresh_metrics(finished, data)
+    code_revision()  # the code as training starts
     run = _build(config, data, run_dir)
     _resume(run)
     return _finish(run, _fit(run, progress, callbacks))

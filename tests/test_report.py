@@ -137,6 +137,26 @@ def test_repeated_splits_give_mean_sd_and_range(results) -> None:
     assert (row["roc_auc_low"], row["roc_auc_high"]) == (0.65, 0.75)
 
 
+
+def test_several_seeds_with_repeated_splits_spread_over_seeds(results) -> None:
+    """With several training seeds the spread is the seeds' (training noise), the range the
+    seeds' means and the interval the seeds' bounds averaged."""
+    runs = results["aecnn"]
+    for run, (mean, low, high) in zip(runs, ((0.70, 0.60, 0.80), (0.80, 0.72, 0.88)),
+                                      strict=True):
+        run.metrics["splits"] = {"n_splits": 20, "test": {"roc_auc": {
+            "mean": mean, "sd": 0.03, "min": mean - 0.1, "max": mean + 0.1, "n": 20,
+            "low": low, "high": high}}}
+    row = report.table2({"aecnn": runs}).iloc[0]
+    assert row["roc_auc"] == pytest.approx(0.75)
+    assert row["roc_auc_std"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
+    assert (row["roc_auc_min"], row["roc_auc_max"]) == (0.7, 0.8)
+    assert (row["roc_auc_low"], row["roc_auc_high"]) == (pytest.approx(0.66),
+                                                         pytest.approx(0.84))
+    assert row["spread"] == "sd over 2 seeds"
+    text = report.caption(report.table2({"aecnn": runs}), "Table 2")
+    assert "mean over 2 training seeds" in text and "sd over the seeds" in text
+
 def test_reference_classifiers_score_the_prevalence() -> None:
     from aecnn_utils.evaluation import reference_scores
 

@@ -27,10 +27,12 @@ from aecnn_utils.domain import (
 from aecnn_utils.models import build_model
 from aecnn_utils.morphology import FEATURES_VERSION, NAME, fit_reference
 from aecnn_utils.study import (
+    CROSS_SEEDS,
     METHODS,
     REFERENCE,
     best_method,
     run_study,
+    study_caption,
     study_config,
     study_summary,
     study_table,
@@ -75,6 +77,26 @@ def test_study_trains_each_method_in_both_settings_and_tabulates(
                       **_tiny(synthetic_root))
     assert all(r[0].reused for runs in again.values() for r in runs.values())
 
+
+
+def test_study_trains_several_seeds_across_datasets_and_says_so(
+        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cpu profile trains every method with CROSS_SEEDS across datasets (one seed's noise is
+    as large as the effects); the table's spread and caption then speak of seeds."""
+    assert study_config("cpu", "plain").seeds == CROSS_SEEDS["cpu"] != (0,)
+    assert study_config("cpu", "plain", "in_domain").seeds == (0,)
+    assert study_config("cpu", "plain", seeds=[4]).seeds == (4,)
+    monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
+    results = run_study("smoke", ["plain", "input: grey"], tmp_path / "runs", progress=False,
+                        reference=False, **{**_tiny(synthetic_root), "seeds": [0, 1]})
+    assert [r.config.seed for r in results["cross"]["plain"]] == [0, 1]
+    table = study_table(results)
+    assert set(table["cross_spread"]) == {"sd over 2 seeds"}
+    assert "spread: across datasets: sd over 2 seeds" in study_caption(table)
+    aucs = [r.metrics["test"]["roc_auc"] for r in results["cross"]["plain"]]
+    row = table.set_index("method").loc["plain"]
+    assert row["cross_auc"] == pytest.approx(np.mean(aucs))
+    assert row["cross_auc_std"] == pytest.approx(np.std(aucs, ddof=1))
 
 def test_every_method_is_a_valid_config() -> None:
     for method in METHODS:
@@ -184,6 +206,9 @@ def test_study_cli_prints_the_table_and_refuses_unknown_methods(
     assert profile_config("smoke").input_mode == chosen
     assert study_config("smoke", "plain").input_mode == "rgb"
     assert profile_config("smoke", recipe=False).input_mode == "rgb"
+    assert main([*argv, "--settings", "cross", "--no-reference", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "input: grey" in out and REFERENCE not in out
     with pytest.raises(SystemExit):
         main(["study", "--methods", "dropout"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from aecnn_utils.data.errors import DatasetNotFoundError
 from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.synthetic import generate_all
-from aecnn_utils.runs import evaluate_checkpoint, load_run
+from aecnn_utils.runs import code_revision, evaluate_checkpoint, load_run
 from aecnn_utils.train import RunInterrupted, TrainingDiverged, lr_factor, train_run
 
 
@@ -78,7 +79,12 @@ def test_run_folder_is_complete(learned: dict) -> None:
     assert files >= {"config.yaml", "norm.json", "splits.csv", "history.csv", "best.pt",
                      "last.pt", "metrics.json", "predictions_val.csv", "predictions_test.csv"}
     assert not [f for f in files if f.endswith(".tmp")]
-    json.loads((result.run_dir / "metrics.json").read_text())  # strict JSON
+    stored = json.loads((result.run_dir / "metrics.json").read_text())  # strict JSON
+    # the code that trained: this checkout's commit (-dirty: uncommitted changes)
+    head = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True,
+                          text=True, cwd=Path(__file__).parent).stdout.strip()
+    assert stored["code"] == code_revision()
+    assert head[:7] in stored["code"] or "no git checkout" in stored["code"]
     preds = pd.read_csv(result.run_dir / "predictions_test.csv")
     assert len(preds) == result.metrics["sizes"]["test"]
     np.testing.assert_allclose(preds[["prob_normal", "prob_abnormal"]].sum(axis=1), 1, atol=1e-5)
