@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -252,18 +253,22 @@ def _primary(metrics: dict[str, Any], block: str) -> tuple[dict, dict]:
 @functools.cache
 def code_revision() -> str:
     """The code that trains: ``git describe --always --dirty`` of the checkout the package was
-    imported from (``-dirty``: uncommitted changes, so the run may not be reproducible from any
-    commit), else ``"<version> (no git checkout)"``. Read once per process, when first asked
+    imported from (``-dirty``: uncommitted changes; an installed copy says its version) and a
+    hash of the package's source files, which names the code exactly even where the git
+    metadata is stale or missing (e.g. a copied tree). Read once per process, when first asked
     (the trainer asks before its first epoch)."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():  # an installed copy, not a checkout
-        return f"{__version__} (no git checkout)"
-    try:
-        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
-                             capture_output=True, text=True, timeout=20, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{__version__} (no git checkout)"
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(f"{path.relative_to(package).as_posix()}\n".encode())
+        digest.update(path.read_bytes())
+    described = __version__
+    if (package.parent / ".git").exists():  # a checkout, not an installed copy
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            described = subprocess.run(
+                ["git", "-C", str(package.parent), "describe", "--always", "--dirty"],
+                capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+    return f"{described} (source {digest.hexdigest()[:12]})"
 
 def _range(values: Sequence[float | None]) -> tuple[float, float]:
     """Min and max of the defined values (NaN, NaN when none is)."""

@@ -105,8 +105,9 @@ def study_table(results: dict[str, dict[str, list[RunResult]]]) -> pd.DataFrame:
     """One row per method: for each setting its AUC, balanced accuracy, sensitivity at 95%
     specificity (and, across datasets, AUC without the classes absent from training), each
     with its spread and interval (``<setting>_<stem>``, ``_std``, ``_low``, ``_high``), the
-    mean selection-half score (``<setting>_selection``) and where the runs trained
-    (``<setting>_device``)."""
+    selection-half score, mean over seeds and lowest and highest seed
+    (``<setting>_selection``, ``_selection_min``, ``_selection_max``), the spread's meaning
+    (``<setting>_spread``) and where the runs trained (``<setting>_device``)."""
     table: pd.DataFrame | None = None
     for setting, runs in results.items():
         cols: dict[str, pd.Series] = {}
@@ -123,9 +124,10 @@ def study_table(results: dict[str, dict[str, list[RunResult]]]) -> pd.DataFrame:
         part[f"{setting}_spread"] = results_table(runs).set_index("model")["spread"]
         part[f"{setting}_device"] = pd.Series({m: ", ".join(dict.fromkeys(map(trained_on, rs)))
                                                for m, rs in runs.items() if rs})
-        part[f"{setting}_selection"] = pd.Series(
-            {m: float(np.mean([selection_score(r.metrics) for r in rs]))
-             for m, rs in runs.items() if rs})
+        scores = {m: [selection_score(r.metrics) for r in rs] for m, rs in runs.items() if rs}
+        for suffix, how in (("", np.mean), ("_min", np.min), ("_max", np.max)):
+            part[f"{setting}_selection{suffix}"] = pd.Series(
+                {m: float(how(v)) for m, v in scores.items()})
         table = part if table is None else table.join(part, how="outer")
     if table is None:
         raise ValueError("no results to tabulate")
@@ -183,19 +185,38 @@ def best_method(table: pd.DataFrame) -> str:
     return str(candidates.loc[scores.idxmin() if lowest else scores.idxmax(), "method"])
 
 
-def record_recipe(profile: str, table: pd.DataFrame) -> Path:
-    """Record the method :func:`best_method` chose (with every method's selection score) as
-    the ``recipe`` of ``<profile>_tuned.yaml``: :func:`aecnn_utils.config.profile_config`
-    then applies its changes to every model of the profile. "plain" records no change."""
+def adopted_method(table: pd.DataFrame) -> str:
+    """The method the profile adopts: :func:`best_method` if *every* seed of it scores better
+    on the selection halves than every seed of "plain", else "plain". With three seeds each,
+    two equally good methods pass this by chance once in 20 (an exact one-sided rank test,
+    1 / C(6, 3)): a method is not made the default on training noise. With one seed it is
+    simply "better than plain"."""
     best = best_method(table)
+    rows = table.set_index("method")
+    if best == "plain" or "plain" not in rows.index:
+        return best
+    lowest = MONITORS[str(table["monitor"].iloc[0])] == "min"
+    b, p = rows.loc[best], rows.loc["plain"]
+    beats = (b["cross_selection_max"] < p["cross_selection_min"] if lowest
+             else b["cross_selection_min"] > p["cross_selection_max"])
+    return best if beats else "plain"
+
+
+def record_recipe(profile: str, table: pd.DataFrame) -> Path:
+    """Record the method :func:`adopted_method` chose (with every method's selection scores)
+    as the ``recipe`` of ``<profile>_tuned.yaml``: :func:`aecnn_utils.config.profile_config`
+    then applies its changes to every model of the profile. "plain" records no change."""
+    adopted = adopted_method(table)
     scores = table[~table["transductive"] & (table["method"] != REFERENCE)]
     return update_tuned(profile, {"recipe": {
-        "method": best, "changes": METHODS[best],
-        "selection": {m: round(float(v), 6) for m, v in
-                      zip(scores["method"], scores["cross_selection"], strict=True)},
+        "method": adopted, "changes": METHODS[adopted], "best_on_selection": best_method(table),
+        "selection": {m: [round(float(r[f"cross_selection{k}"]), 6)
+                          for k in ("", "_min", "_max")]
+                      for m, (_, r) in zip(scores["method"], scores.iterrows(), strict=True)},
         "data": str(table["data"].iloc[0]),
-        "why": "best mean selection-half score across datasets (non-transductive methods); "
-               "the report halves are not looked at"}})
+        "why": "best mean selection-half score across datasets (non-transductive methods; "
+               "selection: mean, lowest and highest seed), adopted only if every seed beats "
+               "every seed of plain; the report halves are not looked at"}})
 
 
 def study_summary(table: pd.DataFrame) -> str:
@@ -231,6 +252,12 @@ def study_summary(table: pd.DataFrame) -> str:
                  f"{100 * r['cross_sens_at_spec95']:.1f}% at 95% specificity ({sens_gap:+.1f} "
                  f"points against the paper's {paper['sensitivity']:.2f}% at "
                  f"{paper['specificity']:.2f}%).")
+    adopted = adopted_method(table)
+    lines.append(f"- Adopted as the profile's recipe: **{adopted}**" + (
+        "." if adopted == best else
+        f" ({best} did not score better than plain on the selection halves for every seed: "
+        f"{r['cross_selection_min']:.3f}-{r['cross_selection_max']:.3f} against "
+        f"{base['cross_selection_min']:.3f}-{base['cross_selection_max']:.3f})."))
     lines.append(trained_on_line(((method, device) for method, device
                                   in rows["cross_device"].items()), " (across datasets)"))
     return "\n".join(lines)

@@ -84,7 +84,7 @@ def test_run_folder_is_complete(learned: dict) -> None:
     head = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True,
                           text=True, cwd=Path(__file__).parent).stdout.strip()
     assert stored["code"] == code_revision()
-    assert head[:7] in stored["code"] or "no git checkout" in stored["code"]
+    assert head[:7] in stored["code"] and "(source " in stored["code"]
     preds = pd.read_csv(result.run_dir / "predictions_test.csv")
     assert len(preds) == result.metrics["sizes"]["test"]
     np.testing.assert_allclose(preds[["prob_normal", "prob_abnormal"]].sum(axis=1), 1, atol=1e-5)
