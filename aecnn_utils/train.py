@@ -12,6 +12,7 @@ as an uninterrupted run would on a CPU. A completed run is reused, never silentl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -425,8 +426,8 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     data = data or prepare_data(config, cache_dir, progress)
     data.check_matches(config)
     run_dir, finished = open_run_dir(config, data, runs_dir, if_exists)
-    if finished is not None:
-        return refresh_metrics(finished, data)
+    if finished is not None:  # with the caller's config: the same run, the data where it is now
+        return refresh_metrics(dataclasses.replace(finished, config=config), data)
     code_revision()  # the code as training starts
     run = _build(config, data, run_dir)
     _resume(run)

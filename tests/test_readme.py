@@ -19,6 +19,8 @@ def _block(text: str, name: str) -> str | None:
     ("cpu-table2", "figures/cpu/04_table2.md"),
     ("cpu-screening", "figures/cpu/04_screening.md"),
     ("cpu-summary", "figures/cpu/04_summary.md"),
+    ("cpu-study", "figures/cpu/05_study.md"),
+    ("cpu-study-summary", "figures/cpu/05_summary.md"),
 ])
 def test_readme_results_match_the_files_our_runs_wrote(block: str, source: str) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -51,3 +53,35 @@ def test_readme_learning_rate_grid_is_the_profiles() -> None:
     m = re.search(r"rate chosen from the same grid \(([\d., ]+)\)", readme)
     assert m, "README lacks the cpu learning-rate grid"
     assert tuple(float(v) for v in m.group(1).split(",")) == TUNE_LRS["cpu"]
+
+
+@pytest.mark.parametrize(("claim", "source", "marker"), [
+    ("no model's AUC is separated from another's", "figures/cpu/04_summary.md", " vs "),
+    ("no method is separated from plain", "figures/cpu/05_summary.md", " vs plain"),
+])
+def test_readme_claims_of_no_difference_hold_in_the_generated_summaries(
+        claim: str, source: str, marker: str) -> None:
+    """The README's words "not shown" are only as true as every comparison the summary made."""
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert claim in readme, f"README no longer says {claim!r}: update this test"
+    lines = [line for line in (ROOT / source).read_text(encoding="utf-8").splitlines()
+             if marker in line]
+    assert lines, f"{source} makes no comparison"
+    assert all("not shown" in line for line in lines), \
+        f"{source} now shows a difference; the README's {claim!r} is false"
+
+
+def test_readme_reading_of_the_nucleus_feature_reference_holds() -> None:
+    """README: the nucleus-feature reference is not separated from plain across datasets, but
+    is far behind it in-domain (below plain's interval)."""
+    import pandas as pd
+
+    from aecnn_utils.study import REFERENCE
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "is not separated from plain AECNN across datasets although it is far behind" in readme
+    table = pd.read_csv(ROOT / "figures/cpu/05_study.csv").set_index("method")
+    ref, plain = table.loc[REFERENCE], table.loc["plain"]
+    assert ref["cross_auc_low"] <= plain["cross_auc_high"]
+    assert ref["cross_auc_high"] >= plain["cross_auc_low"]
+    assert ref["in_domain_auc_high"] < plain["in_domain_auc_low"]

@@ -192,6 +192,11 @@ def test_moved_data_finds_the_same_run(tmp_path: Path, cache_dir: Path,
         again = train_run(_within(root, epochs=1), tmp_path / "runs", cache_dir=cache_dir,
                            progress=False)
         assert again.reused and again.run_dir == first.run_dir
+        # the reused run reads its cells where they are now, not where they were trained
+        assert again.config.data_root == str(root)
+    shutil.rmtree(tmp_path / "data")
+    from aecnn_utils.domain import run_features
+    assert run_features(again, {"train": np.array([0, 1]), "pool": np.array([0])}).shape[0] == 3
 
 
 def test_keyboard_interrupt_becomes_resumable(learnable_root: Path, tmp_path: Path,
