@@ -29,6 +29,7 @@ _TORCHVISION: dict[str, Callable[..., nn.Module]] = {
     "resnet50": tvm.resnet50,
     "efficientnet_b3": tvm.efficientnet_b3,
     "mobilenet_v3_small": tvm.mobilenet_v3_small,
+    "efficientnet_b0": tvm.efficientnet_b0,
 }
 
 

@@ -1,0 +1,240 @@
+"""Speed and memory of the models, measured so that the figures hold up on a noisy machine.
+
+Every model is measured in the same process, interleaved (each repetition times every model in
+turn), after warm-up, and each figure is the median over the repetitions: a slow spell of the
+machine then hits every model alike, and the ratios between models are what the tables report.
+Training: images/s of a full forward, backward and SGD step. Inference: batch-1 latency and
+batch throughput. Peak memory of a training step comes from a fresh process per model on a CPU
+(the resident-set peak it adds) and from the allocator on CUDA. The data pipeline (decode from
+the cache, augment, collate) is measured against the model's training throughput, so that one
+knows which of the two bounds an epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import RunConfig
+from .device import resolve_device
+from .models import ATTENTION_MODES, MODEL_LABELS, MODELS, build_model, count_macs, count_params
+from .models.baselines import torchvision_model
+from .runs import autocast
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row of the benchmark: a model name and its factory arguments."""
+
+    model: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Row name: the model's display name, with AECNN's attention variant."""
+        label = {**MODEL_LABELS, **EXTRA_LABELS}.get(self.model, self.model)
+        return f"{label} ({self.kwargs['attention']})" if "attention" in self.kwargs else label
+
+    def build(self) -> torch.nn.Module:
+        """The model with two outputs: a kit model (:data:`aecnn_utils.models.MODELS`), else a
+        torchvision reference that only the benchmark measures (e.g. EfficientNet-B0)."""
+        if self.model in MODELS:
+            return build_model(self.model, 2, **self.kwargs)
+        return torchvision_model(self.model, 2, **self.kwargs)
+
+
+#: Display names of the references only the benchmark measures.
+EXTRA_LABELS: dict[str, str] = {"efficientnet_b0": "EfficientNet-B0"}
+
+
+#: What ``make bench`` measures: AECNN in each attention variant (Eq. 4 and its ablations) and
+#: the reference models.
+BENCH_MODELS: tuple[Candidate, ...] = (
+    *(Candidate("aecnn", {"attention": mode}) for mode in ATTENTION_MODES),
+    Candidate("mobilenet_v3_small"), Candidate("efficientnet_b0"),
+    Candidate("efficientnet_b3"), Candidate("resnet50"))
+#: The models every ratio column is taken against.
+REFERENCES: tuple[str, ...] = ("MobileNetV3-Small", "ResNet-50")
+
+
+def _seconds(fn: Callable[[], None], calls: int, device: torch.device) -> float:
+    """Wall-clock seconds per call of ``fn`` (``calls`` calls, CUDA synchronised)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / calls
+
+
+def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int = 224, *,
+                batch: int = 32, reps: int = 5, calls: int = 2, warmup: int = 1,
+                device: str = "cpu", amp: bool = False, channels_last: bool = False,
+                progress: bool = True) -> pd.DataFrame:
+    """One row per candidate at ``image_size``: training and inference throughput (images/s),
+    batch-1 latency (ms), parameters and MACs; the medians of ``reps`` interleaved repetitions
+    of ``calls`` calls each, after ``warmup`` untimed calls per model and task."""
+    if reps < 1 or calls < 1 or batch < 1:
+        raise ValueError(f"reps, calls and batch must be >= 1, got {reps}, {calls}, {batch}")
+    dev = resolve_device(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch, 3, image_size, image_size, device=dev).contiguous(memory_format=fmt)
+    y = torch.randint(0, 2, (batch,), device=dev)
+    tasks: dict[str, dict[str, Callable[[], None]]] = {}
+    info: dict[str, dict[str, Any]] = {}
+    for cand in candidates:
+        model = cand.build()
+        info[cand.key] = {"model": cand.model, "params_M": count_params(model) / 1e6,
+                          "GMACs": count_macs(model, image_size) / 1e9}
+        model = model.to(dev, memory_format=fmt)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+        def train(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt) -> None:
+            model.train()
+            opt.zero_grad(set_to_none=True)
+            with autocast(dev, amp):
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+
+        def infer(model: torch.nn.Module = model, n: int = batch) -> None:
+            model.eval()
+            with torch.inference_mode(), autocast(dev, amp):
+                model(x[:n])
+
+        tasks[cand.key] = {"train": train, "infer": infer,
+                           "latency": lambda infer=infer: infer(n=1)}
+    for fns in tasks.values():
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn()
+    times: dict[tuple[str, str], list[float]] = {}
+    bar = tqdm(total=reps * len(tasks), desc=f"bench {image_size}px", disable=not progress)
+    for _ in range(reps):
+        for key, fns in tasks.items():
+            for task, fn in fns.items():
+                times.setdefault((key, task), []).append(_seconds(fn, calls, dev))
+            bar.update()
+    bar.close()
+    rows = []
+    for key in tasks:
+        median = {task: statistics.median(times[(key, task)]) for task in tasks[key]}
+        rows.append({"name": key, **info[key], "image_size": image_size, "batch": batch,
+                     "device": dev.type, "amp": amp and dev.type == "cuda",
+                     "channels_last": channels_last,
+                     "train_img_s": batch / median["train"],
+                     "infer_img_s": batch / median["infer"],
+                     "latency_ms": 1000 * median["latency"]})
+    return add_ratios(pd.DataFrame(rows))
+
+
+def add_ratios(table: pd.DataFrame, references: Sequence[str] = REFERENCES) -> pd.DataFrame:
+    """Ratio columns ``<figure>_x_<reference>`` (throughputs: higher is faster; latency and
+    size: lower is smaller) against each reference row measured in the same run."""
+    out = table.copy()
+    rows = out.set_index("name")
+    for ref in references:
+        if ref not in rows.index:
+            continue
+        tag = ref.lower().replace("-", "").replace(" ", "_")
+        for col in ("train_img_s", "infer_img_s", "latency_ms", "params_M", "GMACs"):
+            out[f"{col}_x_{tag}"] = out[col] / rows.loc[ref, col]
+    return out
+
+
+_MEMORY_PROBE = """
+import json, sys, torch, torch.nn.functional as F
+from aecnn_utils.bench import Candidate
+def status(key):  # kB, from /proc/self/status (Linux)
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+model, kwargs = sys.argv[1], json.loads(sys.argv[2])
+size, batch = int(sys.argv[3]), int(sys.argv[4])
+torch.manual_seed(0)
+net = Candidate(model, kwargs).build()
+opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+x, y = torch.randn(batch, 3, size, size), torch.randint(0, 2, (batch,))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the resident-set peak starts again from here
+before = status("VmRSS")
+for _ in range(2):
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(net(x), y).backward()
+    opt.step()
+print(json.dumps({"peak_MB": (status("VmHWM") - before) / 1024}))
+"""
+
+
+def train_peak_memory(candidate: Candidate, image_size: int = 224, batch: int = 32,
+                      device: str = "cpu") -> float:
+    """Peak memory (MB) a training step at ``batch`` adds to the model and its input: on CUDA
+    the allocator's peak; on a CPU, the resident-set peak of a fresh process over its current
+    size (Linux, else NaN: the peak is reset through ``/proc/self/clear_refs`` just before
+    the steps; two steps, so that the optimizer's state is included)."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        model = candidate.build().to(dev)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        x = torch.randn(batch, 3, image_size, image_size, device=dev)
+        y = torch.randint(0, 2, (batch,), device=dev)
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        for _ in range(2):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        torch.cuda.synchronize(dev)
+        return (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+    if not Path("/proc/self/clear_refs").exists():  # not Linux: no resettable peak
+        return float("nan")
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, candidate.model,
+                          json.dumps(candidate.kwargs), str(image_size), str(batch)],
+                         capture_output=True, text=True, check=True, timeout=1800)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_MB"])
+
+
+def bench_pipeline(config: RunConfig, batches: int = 20, cache_dir: str | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Images/s of the training loader exactly as the trainer builds it for ``config``
+    (decode from the cache, augment, collate, with its workers), over ``batches`` batches
+    after one untimed batch (which starts the workers)."""
+    from .data.prepare import prepare_data
+    from .train import make_loaders
+
+    if batches < 1:
+        raise ValueError(f"batches must be >= 1, got {batches}")
+    data = prepare_data(config, cache_dir, progress)
+    device = resolve_device(config.device)
+    loader = make_loaders(config, data, device)["train"]
+    if len(loader) == 0:
+        raise ValueError("the training loader is empty: no training cells in this config")
+    seen, start, done = 0, 0.0, -1  # batch 0 (workers starting) is not timed
+    with tqdm(total=batches, desc="pipeline", disable=not progress) as bar:
+        while done < batches:  # a small training set is read again, as epochs would
+            for images, _labels in loader:
+                if done == -1:
+                    start = time.perf_counter()
+                else:
+                    seen += len(images)
+                    bar.update()
+                done += 1
+                if done == batches:
+                    break
+    return {"pipeline_img_s": seen / (time.perf_counter() - start), "image_size":
+            config.image_size, "workers": loader.num_workers, "data": data.source.notice}

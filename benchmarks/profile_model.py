@@ -1,0 +1,78 @@
+"""Profile: where one model's training step spends its time, by operator and by block kind.
+
+    python benchmarks/profile_model.py [--model aecnn] [--size 224] [--attention parallel]
+
+Runs a few training steps (forward, backward, SGD) under torch.profiler after warm-up and prints
+the operators with the most self CPU time, then the time of each kind of block (the model's
+modules by class: depthwise-separable convolutions, attention, BatchNorm, ...) as the share of
+the forward pass, measured with hooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+from aecnn_utils.bench import Candidate
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Profile and print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="aecnn")
+    parser.add_argument("--attention", default=None, help="AECNN's attention variant")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=15)
+    args = parser.parse_args(argv)
+
+    kwargs = {"attention": args.attention} if args.attention else {}
+    model = Candidate(args.model, kwargs).build()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    y = torch.randint(0, 2, (args.batch,))
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+
+    # forward time per module class (leaf-most named blocks), by hooks
+    spent: dict[str, float] = defaultdict(float)
+    starts: dict[int, float] = {}
+    handles = []
+    for module in model.modules():
+        if any(True for _ in module.children()) and type(module).__name__ in ("Sequential",):
+            continue
+        handles.append(module.register_forward_pre_hook(
+            lambda m, _i: starts.__setitem__(id(m), time.perf_counter())))
+        handles.append(module.register_forward_hook(
+            lambda m, _i, _o: spent.__setitem__(
+                type(m).__name__, spent[type(m).__name__] + time.perf_counter() - starts[id(m)])))
+    model.train()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(args.steps):
+            model(x)
+    total = time.perf_counter() - start
+    for h in handles:
+        h.remove()
+    print(f"forward time by module class (inclusive; {args.steps} forwards, {total:.2f} s):")
+    for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:28s} {seconds:7.3f} s  {100 * seconds / total:5.1f}%")
+
+
+if __name__ == "__main__":
+    main()
