@@ -144,16 +144,15 @@ def caption(numeric: pd.DataFrame, what: str) -> str:
     """What the numbers of a table are, from the table itself."""
     row = numeric.iloc[0]
     n_splits, seeds = int(row.get("n_splits", 1)), int(row.get("seeds", 1))
+    splits = (f"{n_splits} selection/report splits of the validation/test cells (epoch and "
+              "threshold chosen on each selection half, scored on its report half)")
     if n_splits > 1 and seeds == 1:
-        how = (f"mean ± sd over {n_splits} selection/report splits of the validation/test cells "
-               f"(one training per model and seed, {seeds} seed(s); epoch and threshold chosen "
-               "on each selection half, scored on its report half)")
+        how = f"mean ± sd over {splits}, from one training per model"
         where = ("of that mean (every split rescored on each draw of slides, its choices held "
                  "fixed)")
     elif n_splits > 1:
-        how = (f"mean over {seeds} training seeds of each seed's mean over {n_splits} "
-               "selection/report splits of the validation/test cells (epoch and threshold chosen "
-               "on each selection half, scored on its report half); ± sd over the seeds")
+        how = (f"mean over {seeds} training seeds of each seed's mean over {splits}; ± sd over "
+               "the seeds")
         where = "(the seeds' intervals of their split means, averaged)"
     else:
         how = f"mean ± sd over {seeds} seed(s)"

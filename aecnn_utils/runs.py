@@ -249,7 +249,6 @@ def _primary(metrics: dict[str, Any], block: str) -> tuple[dict, dict]:
     return source[key], source.get(f"{key}_ci", {}) if key == "test" else {}
 
 
-
 @functools.cache
 def code_revision() -> str:
     """The code that trains: ``git describe --always --dirty`` of the checkout the package was
@@ -269,6 +268,7 @@ def code_revision() -> str:
                 ["git", "-C", str(package.parent), "describe", "--always", "--dirty"],
                 capture_output=True, text=True, timeout=20, check=True).stdout.strip()
     return f"{described} (source {digest.hexdigest()[:12]})"
+
 
 def _range(values: Sequence[float | None]) -> tuple[float, float]:
     """Min and max of the defined values (NaN, NaN when none is)."""

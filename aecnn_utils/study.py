@@ -10,6 +10,7 @@ training; methods that look at unlabelled Herlev images are listed in :data:`TRA
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -110,18 +111,15 @@ def study_table(results: dict[str, dict[str, list[RunResult]]]) -> pd.DataFrame:
     (``<setting>_spread``) and where the runs trained (``<setting>_device``)."""
     table: pd.DataFrame | None = None
     for setting, runs in results.items():
-        cols: dict[str, pd.Series] = {}
-        for stem, metric, block in STUDY_COLUMNS:
-            if setting == "in_domain" and block != "test":
-                continue
-            try:
-                numeric = results_table(runs, block).set_index("model")
-            except ValueError:  # e.g. no unseen classes in this test set: no "_seen" column
-                continue
-            for suffix in ("", "_std", "_low", "_high"):
-                cols[f"{setting}_{stem}{suffix}"] = numeric[f"{metric}{suffix}"]
-        part = pd.DataFrame(cols)
-        part[f"{setting}_spread"] = results_table(runs).set_index("model")["spread"]
+        numeric: dict[str, pd.DataFrame] = {}  # one results table per block
+        for block in dict.fromkeys(b for _, _, b in STUDY_COLUMNS
+                                   if setting == "cross" or b == "test"):
+            with contextlib.suppress(ValueError):  # e.g. no unseen classes: no "_seen" block
+                numeric[block] = results_table(runs, block).set_index("model")
+        part = pd.DataFrame({f"{setting}_{stem}{suffix}": numeric[block][f"{metric}{suffix}"]
+                             for stem, metric, block in STUDY_COLUMNS if block in numeric
+                             for suffix in ("", "_std", "_low", "_high")})
+        part[f"{setting}_spread"] = numeric["test"]["spread"]
         part[f"{setting}_device"] = pd.Series({m: ", ".join(dict.fromkeys(map(trained_on, rs)))
                                                for m, rs in runs.items() if rs})
         scores = {m: [selection_score(r.metrics) for r in rs] for m, rs in runs.items() if rs}

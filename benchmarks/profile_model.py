@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     starts: dict[int, float] = {}
     handles = []
     for module in model.modules():
-        if any(True for _ in module.children()) and type(module).__name__ in ("Sequential",):
+        if isinstance(module, torch.nn.Sequential):  # containers: their blocks are counted
             continue
         handles.append(module.register_forward_pre_hook(
             lambda m, _i: starts.__setitem__(id(m), time.perf_counter())))
