@@ -29,7 +29,15 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .device import resolve_device
-from .models import ATTENTION_MODES, MODEL_LABELS, MODELS, build_model, count_macs, count_params
+from .models import (
+    ATTENTION_MODES,
+    MODEL_LABELS,
+    MODELS,
+    build_model,
+    count_macs,
+    count_params,
+    fuse_batchnorm,
+)
 from .models.baselines import torchvision_model
 from .runs import autocast
 
@@ -43,8 +51,11 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        """Row name: the model's display name, with AECNN's attention variant."""
+        """Row name: the model's display name, with AECNN's layer table (unless ``base``) and
+        attention variant, e.g. "AECNN fast (parallel)"."""
         label = {**MODEL_LABELS, **EXTRA_LABELS}.get(self.model, self.model)
+        if self.kwargs.get("layers", "base") != "base":
+            label = f"{label} {self.kwargs['layers']}"
         return f"{label} ({self.kwargs['attention']})" if "attention" in self.kwargs else label
 
     def build(self) -> torch.nn.Module:
@@ -59,10 +70,11 @@ class Candidate:
 EXTRA_LABELS: dict[str, str] = {"efficientnet_b0": "EfficientNet-B0"}
 
 
-#: What ``make bench`` measures: AECNN in each attention variant (Eq. 4 and its ablations) and
-#: the reference models.
+#: What ``make bench`` measures: AECNN in each attention variant (Eq. 4 and its ablations), its
+#: fast layer table, and the reference models.
 BENCH_MODELS: tuple[Candidate, ...] = (
     *(Candidate("aecnn", {"attention": mode}) for mode in ATTENTION_MODES),
+    Candidate("aecnn", {"layers": "fast", "attention": "parallel"}),
     Candidate("mobilenet_v3_small"), Candidate("efficientnet_b0"),
     Candidate("efficientnet_b3"), Candidate("resnet50"))
 #: The models every ratio column is taken against.
@@ -85,9 +97,11 @@ def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int 
                 batch: int = 32, reps: int = 5, calls: int = 2, warmup: int = 1,
                 device: str = "cpu", amp: bool = False, channels_last: bool = False,
                 progress: bool = True) -> pd.DataFrame:
-    """One row per candidate at ``image_size``: training and inference throughput (images/s),
-    batch-1 latency (ms), parameters and MACs; the medians of ``reps`` interleaved repetitions
-    of ``calls`` calls each, after ``warmup`` untimed calls per model and task."""
+    """One row per candidate at ``image_size``: training and inference throughput (images/s;
+    inference also with BatchNorm folded into the convolutions, :func:`fuse_batchnorm`, as
+    ``predict`` runs it), batch-1 latency (ms, folded), parameters and MACs; the medians of
+    ``reps`` interleaved repetitions of ``calls`` calls each, after ``warmup`` untimed calls
+    per model and task."""
     if reps < 1 or calls < 1 or batch < 1:
         raise ValueError(f"reps, calls and batch must be >= 1, got {reps}, {calls}, {batch}")
     dev = resolve_device(device)
@@ -116,8 +130,10 @@ def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int 
             with torch.inference_mode(), autocast(dev, amp):
                 model(x[:n])
 
+        fused = fuse_batchnorm(model)
         tasks[cand.key] = {"train": train, "infer": infer,
-                           "latency": lambda infer=infer: infer(n=1)}
+                           "infer_fused": lambda infer=infer, fused=fused: infer(fused),
+                           "latency": lambda infer=infer, fused=fused: infer(fused, n=1)}
     for fns in tasks.values():
         for fn in fns.values():
             for _ in range(warmup):
@@ -138,6 +154,7 @@ def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int 
                      "channels_last": channels_last,
                      "train_img_s": batch / median["train"],
                      "infer_img_s": batch / median["infer"],
+                     "infer_fused_img_s": batch / median["infer_fused"],
                      "latency_ms": 1000 * median["latency"]})
     return add_ratios(pd.DataFrame(rows))
 
@@ -151,7 +168,10 @@ def add_ratios(table: pd.DataFrame, references: Sequence[str] = REFERENCES) -> p
         if ref not in rows.index:
             continue
         tag = ref.lower().replace("-", "").replace(" ", "_")
-        for col in ("train_img_s", "infer_img_s", "latency_ms", "params_M", "GMACs"):
+        for col in ("train_img_s", "infer_img_s", "infer_fused_img_s", "latency_ms", "params_M",
+                    "GMACs"):
+            if col not in out:
+                continue
             out[f"{col}_x_{tag}"] = out[col] / rows.loc[ref, col]
     return out
 

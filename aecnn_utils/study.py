@@ -42,6 +42,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "augment: strong + mixup": {"augment": dict(vars(AugmentConfig.strong())), "mixup": 0.2},
     "test: flip TTA": {"tta": True},
     "test: AdaBN": {"adapt_bn": True},
+    "model: fast layer table": {"model_kwargs": {"layers": "fast"}},
 }
 #: Methods that use the unlabelled target (Herlev) images: their results are transductive.
 TRANSDUCTIVE: tuple[str, ...] = ("test: AdaBN",)

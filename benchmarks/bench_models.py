@@ -4,10 +4,10 @@
 
 Every model is measured in one process, interleaved, after warm-up; each figure is the median
 of --reps repetitions and is printed with its ratio to MobileNetV3-Small and ResNet-50 measured
-in the same run (`aecnn_utils.bench`). On a GPU the table is measured twice: plain, and with
-mixed precision and channels_last. The data pipeline's throughput (the profile's training
-loader) is printed against AECNN's training throughput. Writes
-figures/<profile>/bench_models.json.
+in the same run (`aecnn_utils.bench`). The table is measured twice: plain, and as the trainer
+runs (channels_last, plus mixed precision on a GPU). The data pipeline's throughput (the
+profile's training loader) is printed against AECNN's training throughput (both layer tables).
+Writes figures/<profile>/bench_models.json.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from aecnn_utils.device import resolve_device
 from aecnn_utils.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOWN = ["name", "params_M", "GMACs", "train_img_s", "infer_img_s", "latency_ms", "peak_train_MB",
-         "train_img_s_x_mobilenetv3small", "train_img_s_x_resnet50",
-         "infer_img_s_x_mobilenetv3small"]
+SHOWN = ["name", "params_M", "GMACs", "train_img_s", "infer_img_s", "infer_fused_img_s",
+         "latency_ms", "peak_train_MB", "train_img_s_x_mobilenetv3small", "train_img_s_x_resnet50",
+         "infer_img_s_x_mobilenetv3small", "infer_fused_img_s_x_mobilenetv3small"]
+#: The AECNN rows the data pipeline is compared with.
+PIPELINE_ROWS = ("AECNN (parallel)", "AECNN fast (parallel)")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -51,13 +53,13 @@ def main(argv: list[str] | None = None) -> dict:
     device = resolve_device(args.device)
     cands = [c for c in BENCH_MODELS if args.models is None or c.key in args.models
              or c.model in args.models]
-    variants = [(False, False)] + ([(True, True)] if device.type == "cuda" else [])
+    variants = [(False, False), (device.type == "cuda", True)]  # plain; as the trainer runs
     tables = []
     for amp, channels_last in variants:
         for size in args.sizes:
             table = bench_speed(cands, size, batch=args.batch, reps=args.reps, calls=args.calls,
                                 device=str(device), amp=amp, channels_last=channels_last)
-            if not args.no_memory and not amp:
+            if not args.no_memory and not channels_last:
                 table["peak_train_MB"] = [train_peak_memory(c, size, args.batch, str(device))
                                           for c in cands]
             tables.append(table)
@@ -65,10 +67,12 @@ def main(argv: list[str] | None = None) -> dict:
     config = profile_config(args.profile, device=str(device),
                             **({"data_root": args.data_root} if args.data_root else {}))
     pipeline = bench_pipeline(config)
-    aecnn = speed[(speed["name"] == "AECNN (parallel)") & (speed["image_size"] == config.image_size)
-                  & ~speed["amp"]]
-    if len(aecnn):
-        pipeline["x_aecnn_train"] = pipeline["pipeline_img_s"] / float(aecnn["train_img_s"].iloc[0])
+    as_trained = speed[(speed["image_size"] == config.image_size) & speed["channels_last"]]
+    for name in PIPELINE_ROWS:
+        row = as_trained[as_trained["name"] == name]
+        if len(row):
+            train_img_s = float(row["train_img_s"].iloc[0])
+            pipeline[f"x_train {name}"] = pipeline["pipeline_img_s"] / train_img_s
     machine = {"platform": platform.platform(), "processor": platform.processor(),
                "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
                "device": device.type,
@@ -79,14 +83,17 @@ def main(argv: list[str] | None = None) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(out, indent=1, default=str) + "\n")
     with pd.option_context("display.width", 220, "display.max_columns", 30):
-        for (size, amp), part in speed.groupby(["image_size", "amp"], sort=False):
-            print(f"\n{size} px, batch {args.batch}, {device.type}"
-                  f"{', AMP + channels_last' if amp else ''} (median of {args.reps}):")
+        for (size, amp, cl), part in speed.groupby(["image_size", "amp", "channels_last"],
+                                                   sort=False):
+            mode = " + ".join(name for name, on in (("AMP", amp), ("channels_last", cl)) if on)
+            print(f"\n{size} px, batch {args.batch}, {device.type}, {mode or 'plain'} "
+                  f"(median of {args.reps}):")
             print(part[[c for c in SHOWN if c in part]].round(3).to_string(index=False))
+    ratios = [f"{v:.2f}x {k.removeprefix('x_train ')} training"
+              for k, v in pipeline.items() if k.startswith("x_train ")]
     print(f"\ndata pipeline ({config.image_size} px, {pipeline['workers']} workers, "
           f"{pipeline['data']}): {pipeline['pipeline_img_s']:.0f} images/s"
-          + (f" = {pipeline['x_aecnn_train']:.2f}x AECNN's training throughput"
-             if "x_aecnn_train" in pipeline else ""))
+          + (f" = {', '.join(ratios)}" if ratios else ""))
     print(f"wrote {path}")
     return out
 

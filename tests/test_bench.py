@@ -25,14 +25,15 @@ SMALL = [Candidate("aecnn", {"attention": "none"}), Candidate("mobilenet_v3_smal
 
 def test_the_benchmark_covers_every_attention_variant_and_the_references() -> None:
     keys = [c.key for c in BENCH_MODELS]
-    assert [k for k in keys if k.startswith("AECNN")] == [f"AECNN ({m})" for m in ATTENTION_MODES]
+    assert [k for k in keys if k.startswith("AECNN")] == [
+        *(f"AECNN ({m})" for m in ATTENTION_MODES), "AECNN fast (parallel)"]
     assert {"MobileNetV3-Small", "EfficientNet-B0", "EfficientNet-B3", "ResNet-50"} <= set(keys)
 
 
 def test_speed_rows_are_medians_with_ratios_to_the_references() -> None:
     table = bench_speed(SMALL, 32, batch=4, reps=2, calls=1, progress=False)
     assert table["name"].tolist() == ["AECNN (none)", "MobileNetV3-Small"]
-    for col in ("train_img_s", "infer_img_s", "latency_ms", "GMACs"):
+    for col in ("train_img_s", "infer_img_s", "infer_fused_img_s", "latency_ms", "GMACs"):
         assert (table[col] > 0).all(), col
     mobile = table.set_index("name").loc["MobileNetV3-Small"]
     assert mobile["train_img_s_x_mobilenetv3small"] == pytest.approx(1.0)
@@ -70,15 +71,20 @@ def test_make_bench_script_prints_the_table_and_writes_json(
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "bench.json"
-    module.main(["--profile", "smoke", "--sizes", "32", "--models", "AECNN (parallel)",
+    module.main(["--profile", "smoke", "--sizes", "64", "--models", "AECNN (parallel)",
                  "mobilenet_v3_small", "--batch", "4", "--reps", "1", "--calls", "1",
                  "--no-memory", "--data-root", str(synthetic_root), "--out", str(out)])
     written = json.loads(out.read_text())
-    assert [r["name"] for r in written["speed"]] == ["AECNN (parallel)", "MobileNetV3-Small"]
+    # measured plain and as the trainer runs (channels_last), each with both rows
+    assert [(r["name"], r["channels_last"]) for r in written["speed"]] == [
+        ("AECNN (parallel)", False), ("MobileNetV3-Small", False),
+        ("AECNN (parallel)", True), ("MobileNetV3-Small", True)]
     assert written["pipeline"]["pipeline_img_s"] > 0
+    assert written["pipeline"]["x_train AECNN (parallel)"] > 0  # at the profile's size (64)
     assert written["machine"]["device"] == "cpu"
     text = capsys.readouterr().out
-    assert "32 px, batch 4, cpu" in text and "data pipeline" in text and str(out) in text
+    assert "64 px, batch 4, cpu, plain" in text and "64 px, batch 4, cpu, channels_last" in text
+    assert "data pipeline" in text and str(out) in text
     assert "benchmarks/bench_models.py" in (ROOT / "Makefile").read_text()
 
 

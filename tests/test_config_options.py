@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from aecnn_utils.__main__ import main, parse_overrides
 from aecnn_utils.config import MONITORS, OPTIMIZERS, PROTOCOLS, SCHEDULES, ConfigError, RunConfig
@@ -155,3 +156,29 @@ def test_cli_nested_override_reaches_the_run(synthetic_root: Path, tmp_path: Pat
     assert saved.loss == "focal" and saved.augment.p_noise == 0
     assert torch.load(run_dir / "best.pt", weights_only=True)["model_kwargs"] == {
         "attention": "channel"}
+
+
+def test_fast_layer_table_reaches_the_run_and_trains_channels_last_on_the_cpu(
+        synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import aecnn_utils.train as train_module
+    from aecnn_utils.models import layer_table, load_trained_model
+
+    formats = []
+    make_model = train_module.make_model
+
+    def spy(*args: object, **kwargs: object) -> nn.Module:
+        model = make_model(*args, **kwargs)
+        formats.append(model.stem[0].weight.is_contiguous(memory_format=torch.channels_last))
+        return model
+
+    monkeypatch.setattr(train_module, "make_model", spy)
+    code = main(["train", "--profile", "smoke", "--data-root", str(synthetic_root),
+                 "--runs-dir", str(tmp_path), "--epochs", "1", "--device", "cpu", "--set",
+                 "image_size=32", "n_boot=20", "num_workers=0", "model_kwargs.layers=fast"])
+    assert code == 0, capsys.readouterr().err
+    assert formats == [True]  # channels_last (the config's default) on the CPU too
+    (run_dir,) = [p.parent for p in tmp_path.glob("smoke/*/metrics.json")]
+    model, meta = load_trained_model(run_dir / "best.pt")
+    assert meta["model_kwargs"] == {"layers": "fast"}
+    assert [r["channels"] for r in layer_table(model)] == [16, 32, 64, 128, 256, 2]

@@ -22,6 +22,7 @@ from aecnn_utils.models import (
     complexity_table,
     count_macs,
     count_params,
+    fuse_batchnorm,
     layer_table,
 )
 from aecnn_utils.models.aecnn import make_divisible
@@ -129,11 +130,12 @@ def test_parallel_and_sequential_differ() -> None:
 
 
 # ----------------------------------------------------------------------------- the model
+@pytest.mark.parametrize("layers", ["base", "fast"])
 @pytest.mark.parametrize("attention", ATTENTION_MODES)
 @pytest.mark.parametrize("size", [(224, 224), (64, 64), (96, 160), (33, 47)])
-def test_aecnn_shapes_for_every_attention_and_size(attention: str,
-                                                   size: tuple[int, int]) -> None:
-    model = AECNN(num_classes=3, attention=attention).eval()
+def test_aecnn_shapes_for_every_attention_and_size(attention: str, size: tuple[int, int],
+                                                   layers: str) -> None:
+    model = AECNN(num_classes=3, attention=attention, layers=layers).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, *size))
     assert out.shape == (2, 3)
@@ -152,6 +154,39 @@ def test_default_model_is_light() -> None:
     assert [r["output"] for r in rows] == ["112x112", "112x112", "56x56", "28x28", "14x14",
                                            "7x7", "1x1"]
     assert [r["attention"] for r in rows[1:-1]] == ["-", "-", "parallel", "parallel", "parallel"]
+
+
+def test_fast_layer_table_is_the_documented_one() -> None:
+    model = build_model("aecnn", num_classes=2, layers="fast")
+    assert count_params(model) < 200_000 and count_macs(model, 224) < 30_000_000
+    assert count_macs(model, 224) < count_macs(build_model("aecnn", 2), 224) / 3
+    rows = layer_table(model)
+    assert [r["channels"] for r in rows] == [16, 32, 64, 128, 256, 2]
+    assert [r["stride"] for r in rows[:-1]] == [2, 2, 2, 2, 2]
+    assert [r["depth"] for r in rows[1:-1]] == [1, 2, 3, 2]
+    assert [r["output"] for r in rows] == ["112x112", "56x56", "28x28", "14x14", "7x7", "1x1"]
+    # attention at the same resolutions as the base table's (28, 14 and 7 at 224)
+    assert [r["attention"] for r in rows[1:-1]] == ["-", "parallel", "parallel", "parallel"]
+    with pytest.raises(ValueError, match="unknown layers 'tiny'; choose one of base, fast"):
+        AECNN(layers="tiny")
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("aecnn", {}), ("aecnn", {"layers": "fast"}),
+                                              ("mobilenet_v3_small", {})])
+def test_fused_batchnorm_computes_the_same_and_leaves_the_model_alone(name: str,
+                                                                       kwargs: dict) -> None:
+    model = build_model(name, 2, **kwargs)
+    with torch.no_grad():  # running statistics away from their initial values
+        for _ in range(3):
+            model(torch.randn(8, 3, 64, 64) * 2 + 1)
+    fused = fuse_batchnorm(model)
+    assert model.training and any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert not fused.training
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    model.eval()
+    x = torch.randn(4, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
 
 
 def test_attention_variants_change_parameters_as_expected() -> None:

@@ -12,7 +12,7 @@ from torch import nn
 from .aecnn import (
     AECNN,
     ATTENTION_MODES,
-    DEFAULT_STAGES,
+    LAYER_TABLES,
     AttentionFusion,
     ChannelAttention,
     DepthwiseSeparableConv,
@@ -43,8 +43,8 @@ CHECKPOINT_FORMAT = "aecnn-kit/checkpoint-v1"
 
 def build_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
     """Build a model by name: ``aecnn``, ``resnet50``, ``efficientnet_b3``,
-    ``mobilenet_v3_small``. ``kwargs`` go to its factory (e.g. ``attention=``, ``width_mult=``
-    for AECNN; ``weights_path=`` for the torchvision models)."""
+    ``mobilenet_v3_small``. ``kwargs`` go to its factory (e.g. ``attention=``, ``layers=``,
+    ``width_mult=`` for AECNN; ``weights_path=`` for the torchvision models)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](num_classes=num_classes, **kwargs)
@@ -113,11 +113,36 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
     return model.eval(), meta
 
 
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """An inference copy of ``model`` with every BatchNorm that follows a convolution inside a
+    ``nn.Sequential`` (AECNN's :class:`~aecnn_utils.models.aecnn.ConvBNAct`, torchvision's
+    ``Conv2dNormActivation``) folded into the convolution's weights and bias, in eval mode.
+
+    The outputs equal the original's up to float rounding; one pass over each feature map less
+    at inference. ``model`` itself is left as it is (training needs its BatchNorm)."""
+    import copy
+    import itertools
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = copy.deepcopy(model).eval()
+    for module in fused.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in itertools.pairwise(names):
+            conv, bn = module._modules[first], module._modules[second]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module._modules[first] = fuse_conv_bn_eval(conv, bn)
+                module._modules[second] = nn.Identity()
+    return fused
+
+
 __all__ = [
     "AECNN",
     "ATTENTION_MODES",
     "CHECKPOINT_FORMAT",
-    "DEFAULT_STAGES",
+    "LAYER_TABLES",
     "MODELS",
     "MODEL_LABELS",
     "PRETRAINED",
@@ -133,6 +158,7 @@ __all__ = [
     "complexity_table",
     "count_macs",
     "count_params",
+    "fuse_batchnorm",
     "layer_table",
     "load_trained_model",
     "model_label",

@@ -18,9 +18,10 @@ both computed from ``F`` ("parallel"), while its Algorithm writes ``F_att = SA(C
 implemented; the default is Eq. (4), the equation being the more specific statement. The
 ``"channel"``, ``"spatial"`` and ``"none"`` variants exist for the ablation study.
 
-**Layer table.** The paper gives none. :data:`DEFAULT_STAGES` is ours: a MobileNet-V1-like
-backbone, narrower and shallower, with attention at the end of the last three stages (where
-features are about nuclei and chromatin rather than edges). At 224x224, width 1.0, 2 classes:
+**Layer tables.** The paper gives none; both of ours are MobileNet-V1-like backbones with attention
+at the end of the last three stages (at 28x28, 14x14 and 7x7 for a 224x224 input, where features
+are about nuclei and chromatin rather than edges). ``layers="base"`` (the default, the table every
+published run of the kit used) at 224x224, width 1.0, 2 classes:
 
 ==========  =========================  ========  ======  =====  =========  ==========
 stage       block                      channels  stride  depth  attention  output
@@ -34,10 +35,27 @@ stem        conv3x3 + BN + ReLU        24        2       1      -          112x1
 head        GAP, dropout, linear       classes   -       -      -          1x1
 ==========  =========================  ========  ======  =====  =========  ==========
 
-About 0.49 M parameters and 0.11 GMACs at 224x224 (multiply-accumulates, counted by
-:mod:`aecnn_utils.models.complexity`; a MAC is two FLOPs, and papers often print MACs as
-"FLOPs"). The network is fully convolutional up to global pooling, so any input size of at least
-32x32 works, square or not.
+About 0.49 M parameters and 0.11 GMACs at 224x224. On a CPU it trains slower than
+MobileNetV3-Small (``make bench``): convolutions forward and backward take 64% of a training step
+(``benchmarks/profile_model.py``), and the stem output and stage 1 keep 24 and 32 channels at
+112x112, where MobileNetV3-Small downsamples at once. ``layers="fast"`` leaves 112x112 after the
+stem, trims stage 1 to one block and halves the widths:
+
+==========  =========================  ========  ======  =====  =========  ==========
+stage       block                      channels  stride  depth  attention  output
+==========  =========================  ========  ======  =====  =========  ==========
+stem        conv3x3 + BN + ReLU        16        2       1      -          112x112
+1           depthwise-separable        32        2       1      -          56x56
+2           depthwise-separable        64        2       2      CA + SA    28x28
+3           depthwise-separable        128       2       3      CA + SA    14x14
+4           depthwise-separable        256       2       2      CA + SA    7x7
+head        GAP, dropout, linear       classes   -       -      -          1x1
+==========  =========================  ========  ======  =====  =========  ==========
+
+About 0.17 M parameters and 0.027 GMACs at 224x224. (MACs are multiply-accumulates, counted by
+:mod:`aecnn_utils.models.complexity`; a MAC is two FLOPs, and papers often print MACs as "FLOPs".)
+The network is fully convolutional up to global pooling, so any input size of at least 32x32
+works, square or not.
 
 **Beyond the paper's text:** a residual connection around every depthwise-separable block whose
 input and output shapes match (stride 1, same channels), as in MobileNetV2; it eases optimisation
@@ -46,7 +64,7 @@ and costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -196,14 +214,22 @@ class StageSpec:
     attention: bool
 
 
-DEFAULT_STAGES: tuple[StageSpec, ...] = (
-    StageSpec(32, 1, 1, False),
-    StageSpec(64, 2, 2, False),
-    StageSpec(128, 2, 2, True),
-    StageSpec(256, 2, 3, True),
-    StageSpec(384, 2, 2, True),
-)
-DEFAULT_STEM = 24
+@dataclass(frozen=True)
+class LayerTable:
+    """A backbone: the stem's output channels and the stages."""
+
+    stem_channels: int
+    stages: tuple[StageSpec, ...]
+
+
+#: The layer tables by name (see the module docstring); ``base`` is the default.
+LAYER_TABLES: dict[str, LayerTable] = {
+    "base": LayerTable(24, (StageSpec(32, 1, 1, False), StageSpec(64, 2, 2, False),
+                            StageSpec(128, 2, 2, True), StageSpec(256, 2, 3, True),
+                            StageSpec(384, 2, 2, True))),
+    "fast": LayerTable(16, (StageSpec(32, 2, 1, False), StageSpec(64, 2, 2, True),
+                            StageSpec(128, 2, 3, True), StageSpec(256, 2, 2, True))),
+}
 
 
 class AECNN(nn.Module):
@@ -214,8 +240,7 @@ class AECNN(nn.Module):
         width_mult: multiplies every channel count (rounded to multiples of 8).
         attention: fusion of Eq. (4): ``parallel`` | ``sequential`` | ``channel`` | ``spatial``
             | ``none``; applied in the stages whose spec says ``attention=True``.
-        stages: the stage table (default :data:`DEFAULT_STAGES`).
-        stem_channels: output channels of the 3x3 stride-2 stem convolution.
+        layers: the layer table, a name of :data:`LAYER_TABLES` (``base`` or ``fast``).
         reduction: channel-attention reduction ratio ``r`` of Eq. (2).
         spatial_kernel: kernel size of ``f`` in Eq. (3).
         dropout: dropout before the linear head.
@@ -224,8 +249,7 @@ class AECNN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 2, width_mult: float = 1.0,
-                 attention: str = "parallel", stages: Sequence[StageSpec] = DEFAULT_STAGES,
-                 stem_channels: int = DEFAULT_STEM, reduction: int = 16,
+                 attention: str = "parallel", layers: str = "base", reduction: int = 16,
                  spatial_kernel: int = 7, dropout: float = 0.2, residual: bool = True,
                  in_chans: int = 3) -> None:
         super().__init__()
@@ -236,14 +260,18 @@ class AECNN(nn.Module):
         if attention not in ATTENTION_MODES:
             raise ValueError(f"unknown attention {attention!r}; choose one of "
                              f"{', '.join(ATTENTION_MODES)}")
+        if layers not in LAYER_TABLES:
+            raise ValueError(f"unknown layers {layers!r}; choose one of "
+                             f"{', '.join(LAYER_TABLES)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.attention = attention
         self.num_classes = num_classes
-        chs = make_divisible(stem_channels * width_mult)
+        table = LAYER_TABLES[layers]
+        chs = make_divisible(table.stem_channels * width_mult)
         self.stem = ConvBNAct(in_chans, chs, 3, stride=2)
         blocks: list[nn.Module] = []
-        for spec in stages:
+        for spec in table.stages:
             out = make_divisible(spec.channels * width_mult)
             layers: list[nn.Module] = []
             for i in range(spec.depth):
@@ -312,7 +340,8 @@ def layer_table(model: AECNN, input_size: tuple[int, int] = (224, 224)) -> list[
 
 
 def aecnn(num_classes: int = 2, **kwargs) -> AECNN:
-    """Factory: the AECNN of the layer table above (see :class:`AECNN` for the arguments)."""
+    """Factory: the AECNN of the layer tables above (see :class:`AECNN` for the arguments;
+    ``layers="fast"`` for the faster table)."""
     return AECNN(num_classes=num_classes, **kwargs)
 
 
