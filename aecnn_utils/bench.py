@@ -258,3 +258,205 @@ def bench_pipeline(config: RunConfig, batches: int = 20, cache_dir: str | None =
                     break
     return {"pipeline_img_s": seen / (time.perf_counter() - start), "image_size":
             config.image_size, "workers": loader.num_workers, "data": data.source.notice}
+
+
+#: Where a benchmark row's AUC comes from: AECNN's layer tables from the cross-dataset study
+#: (same protocol and seeds for both, :mod:`aecnn_utils.study`), the references from their
+#: Table 2 runs (:func:`aecnn_utils.train.train_models`).
+AUC_SOURCES: dict[str, tuple[str, str]] = {
+    "AECNN (parallel)": ("study", "plain"),
+    "AECNN fast (parallel)": ("study", "model: fast layer table"),
+    "MobileNetV3-Small": ("model", "mobilenet_v3_small"),
+    "EfficientNet-B3": ("model", "efficientnet_b3"),
+    "ResNet-50": ("model", "resnet50"),
+}
+
+
+def model_aucs(profile: str, runs_dir: str | Path | None = None, *, progress: bool = True,
+               **overrides: Any) -> pd.DataFrame:
+    """Cross-dataset AUC of every benchmark row the kit trains (:data:`AUC_SOURCES`), from
+    the profile's runs (reused when finished, trained when missing): one row per name with
+    ``auc`` (mean over seeds of the split means), ``auc_low``/``auc_high`` (slide-level 95%
+    interval), ``seeds`` and ``source``. ``overrides`` go to every config (``data_root``,
+    ``device``)."""
+    from .runs import results_table
+    from .study import run_study
+    from .train import train_models
+
+    methods = [m for kind, m in AUC_SOURCES.values() if kind == "study"]
+    models = [m for kind, m in AUC_SOURCES.values() if kind == "model"]
+    study = run_study(profile, methods, runs_dir, settings=("cross",), reference=False,
+                      progress=progress, **overrides)["cross"]
+    trained = train_models(profile, models, runs_dir, progress=progress, **overrides)
+    rows = []
+    for name, (kind, key) in AUC_SOURCES.items():
+        runs = study[key] if kind == "study" else trained[key]
+        r = results_table({key: runs}).iloc[0]
+        rows.append({"name": name, "auc": r["roc_auc"], "auc_low": r["roc_auc_low"],
+                     "auc_high": r["roc_auc_high"], "seeds": int(r["seeds"]),
+                     "source": f"study: {key}" if kind == "study" else "Table 2"})
+    return pd.DataFrame(rows)
+
+
+def efficiency_table(speed: pd.DataFrame, aucs: pd.DataFrame, image_size: int) -> pd.DataFrame:
+    """Speed as the trainer runs (channels_last; AMP on a GPU) at ``image_size`` beside each
+    model's AUC: one row per benchmark row, AUC empty for models the kit does not train."""
+    rows = speed[(speed["image_size"] == image_size) & speed["channels_last"]]
+    if rows.empty:
+        raise ValueError(f"the benchmark has no channels_last rows at {image_size} px: measure "
+                         f"that size (bench_models.py --sizes {image_size})")
+    cols = ["name", "image_size", "params_M", "GMACs", "train_img_s", "infer_fused_img_s",
+            "latency_ms",
+            *(c for c in rows if c.startswith(("train_img_s_x_", "infer_fused_img_s_x_")))]
+    return rows[cols].merge(aucs, on="name", how="left").reset_index(drop=True)
+
+
+def run_benchmark(profile: str, sizes: Sequence[int] = (96, 224), *,
+                  models: Sequence[str] | None = None, batch: int = 32, reps: int = 5,
+                  calls: int = 2, device: str = "auto", data_root: str | None = None,
+                  memory: bool = True, progress: bool = True) -> dict[str, Any]:
+    """The whole benchmark (``make bench``): :func:`bench_speed` of the candidates (``models``:
+    row names or model names, default :data:`BENCH_MODELS`) at each size, plain and as the
+    trainer runs (channels_last; AMP on a GPU), the peak memory of a training step (plain
+    rows) and the profile's data pipeline against AECNN's training throughput. Returns
+    ``{"machine", "speed" (records), "pipeline"}``, ready for JSON."""
+    import platform
+
+    from .config import profile_config
+
+    dev = resolve_device(device)
+    cands = [c for c in BENCH_MODELS if models is None or c.key in models or c.model in models]
+    if not cands:
+        raise ValueError(f"no benchmark row matches models={list(models or [])}; rows: "
+                         f"{', '.join(c.key for c in BENCH_MODELS)}")
+    tables = []
+    for amp, channels_last in ((False, False), (dev.type == "cuda", True)):
+        for size in sizes:
+            table = bench_speed(cands, size, batch=batch, reps=reps, calls=calls,
+                                device=str(dev), amp=amp, channels_last=channels_last,
+                                progress=progress)
+            if memory and not channels_last:
+                table["peak_train_MB"] = [train_peak_memory(c, size, batch, str(dev))
+                                          for c in cands]
+            tables.append(table)
+    speed = pd.concat(tables, ignore_index=True)
+    config = profile_config(profile, device=str(dev),
+                            **({"data_root": data_root} if data_root else {}))
+    pipeline = bench_pipeline(config, progress=progress)
+    as_trained = speed[(speed["image_size"] == config.image_size) & speed["channels_last"]]
+    for name in PIPELINE_ROWS:
+        row = as_trained[as_trained["name"] == name]
+        if len(row):
+            pipeline[f"x_train {name}"] = (pipeline["pipeline_img_s"]
+                                           / float(row["train_img_s"].iloc[0]))
+    machine = {"platform": platform.platform(), "processor": platform.processor(),
+               "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+               "device": dev.type,
+               "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None}
+    return {"machine": machine, "speed": speed.to_dict("records"), "pipeline": pipeline}
+
+
+#: The AECNN rows the data pipeline and the targets are checked for.
+PIPELINE_ROWS: tuple[str, ...] = ("AECNN (parallel)", "AECNN fast (parallel)")
+#: Issue 11's targets at 224 px, as ratios measured in one run: (what, column, at least).
+TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("training >= 2x MobileNetV3-Small", "train_img_s_x_mobilenetv3small", 2.0),
+    ("training >= 5x ResNet-50", "train_img_s_x_resnet50", 5.0),
+    ("inference (BN folded) >= MobileNetV3-Small", "infer_fused_img_s_x_mobilenetv3small", 1.0),
+    ("inference (eager) >= MobileNetV3-Small", "infer_img_s_x_mobilenetv3small", 1.0),
+)
+
+
+def target_table(speed: pd.DataFrame, image_size: int = 224) -> pd.DataFrame:
+    """Each AECNN row (:data:`PIPELINE_ROWS`) against each target of :data:`TARGETS` and
+    "parameters < 1 M", on the as-trained rows at ``image_size`` (empty if not measured)."""
+    rows = speed[(speed["image_size"] == image_size) & speed["channels_last"]].set_index("name")
+    out = []
+    for name in PIPELINE_ROWS:
+        if name not in rows.index:
+            continue
+        r = rows.loc[name]
+        for what, col, least in TARGETS:
+            if col in r:
+                out.append({"model": name, "target": what, "measured": float(r[col]),
+                            "met": bool(r[col] >= least)})
+        out.append({"model": name, "target": "parameters < 1 M (millions)",
+                    "measured": float(r["params_M"]), "met": bool(r["params_M"] < 1.0)})
+    return pd.DataFrame(out, columns=["model", "target", "measured", "met"])
+
+
+def _seeds(n: float) -> str:
+    return f"{n:.0f} seed{'s' * (int(n) != 1)}"
+
+
+def efficiency_summary(targets: pd.DataFrame, efficiency: pd.DataFrame,
+                       machine: dict[str, Any]) -> str:
+    """The benchmark in words (for notebook 06 and the README): each AECNN row against the
+    targets, and the fast layer table's AUC against the base table's (a difference whose
+    slide-level intervals overlap is "not shown"; a faster model that is worse is a
+    trade-off)."""
+    where = (f"{machine.get('gpu') or machine.get('processor') or 'CPU'}, "
+             f"{machine.get('cpu_threads')} threads, torch {machine.get('torch')}")
+    lines = [f"Measured on {where} ({machine.get('device')}), as the trainer runs, ratios "
+             "from one interleaved run:"]
+    for name, part in targets.groupby("model", sort=False):
+        met = [f"{r.target}: {r.measured:.2f} ({'met' if r.met else 'not met'})"
+               for r in part.itertuples()]
+        lines.append(f"- {name} at 224 px: " + "; ".join(met) + ".")
+    rows = efficiency.dropna(subset=["auc"]).set_index("name")
+    base, fast = "AECNN (parallel)", "AECNN fast (parallel)"
+    if {base, fast} <= set(rows.index):
+        b, f = rows.loc[base], rows.loc[fast]
+        overlap = not (f["auc_low"] > b["auc_high"] or f["auc_high"] < b["auc_low"])
+        verdict = ("a difference is not shown (the intervals overlap)" if overlap else
+                   "the fast table is better beyond the intervals" if f["auc"] > b["auc"] else
+                   "a trade-off: the fast table is worse beyond the intervals")
+        lines.append(
+            f"- Accuracy across datasets: AECNN fast AUC {f['auc']:.3f} [{f['auc_low']:.3f}, "
+            f"{f['auc_high']:.3f}] ({_seeds(f['seeds'])}) against AECNN {b['auc']:.3f} "
+            f"[{b['auc_low']:.3f}, {b['auc_high']:.3f}] ({_seeds(b['seeds'])}), "
+            f"{f['auc'] - b['auc']:+.3f}: {verdict}.")
+    return "\n".join(lines) + "\n"
+
+
+def load_or_measure(path: str | Path, measure: str = "auto", profile: str = "smoke",
+                    sizes: Sequence[int] = (), **kwargs: Any) -> tuple[dict[str, Any], str]:
+    """Notebook 06's benchmark: with ``measure="auto"`` the JSON ``make bench`` wrote at
+    ``path`` when it exists, else (or with ``measure="now"``) :func:`run_benchmark` of
+    ``profile`` at ``sizes`` (default: the profile's image size, and 224, the targets' size,
+    except in the smoke profile). Returns the result and where it came from."""
+    from .config import profile_config
+
+    if measure not in ("auto", "now"):
+        raise ValueError(f"measure={measure!r} is not valid; choose auto or now")
+    path = Path(path)
+    if measure == "auto" and path.is_file():
+        return json.loads(path.read_text(encoding="utf-8")), f"{path.name} (make bench)"
+    if not sizes:
+        size = profile_config(profile).image_size
+        sizes = [size] if profile == "smoke" else sorted({size, 224})
+    return run_benchmark(profile, sizes, **kwargs), "measured now"
+
+
+def markdown_table(speed: pd.DataFrame) -> str:
+    """The README's complexity table: parameters, GMACs at 224 px and, as the trainer runs,
+    training and inference (BatchNorm folded) throughput at each measured size with the ratio
+    to MobileNetV3-Small, one row per model."""
+    rows = speed[speed["channels_last"]]
+    sizes = sorted(rows["image_size"].unique())
+    at224 = rows[rows["image_size"] == (224 if 224 in sizes else sizes[-1])].set_index("name")
+    header = ["model", "parameters", f"GMACs ({int(at224['image_size'].iloc[0])} px)"]
+    for size in sizes:
+        header += [f"training img/s ({size} px)", f"inference img/s ({size} px)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for name in rows["name"].unique():
+        cells = [name, f"{at224.loc[name, 'params_M']:.3g} M", f"{at224.loc[name, 'GMACs']:.3g}"]
+        for size in sizes:
+            r = rows[(rows["image_size"] == size) & (rows["name"] == name)].iloc[0]
+            ratio = {col: (f" ({r[f'{col}_x_mobilenetv3small']:.2f}x)"
+                           if f"{col}_x_mobilenetv3small" in r else "")
+                     for col in ("train_img_s", "infer_fused_img_s")}
+            cells += [f"{r['train_img_s']:.0f}{ratio['train_img_s']}",
+                      f"{r['infer_fused_img_s']:.0f}{ratio['infer_fused_img_s']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

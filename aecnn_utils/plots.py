@@ -378,3 +378,26 @@ def plot_embedding(points: np.ndarray, frame: pd.DataFrame, title: str,
     fig.tight_layout()
     add_notice(fig, notice)
     return fig
+
+
+def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
+    """Cross-dataset AUC (with its 95% interval) against training and inference throughput,
+    one point per model of ``aecnn_utils.bench.efficiency_table`` that has an AUC."""
+    data = table.dropna(subset=["auc"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    size = int(data["image_size"].iloc[0]) if len(data) else 0
+    for ax, col, title in ((axes[0], "train_img_s", "training"),
+                           (axes[1], "infer_fused_img_s", "inference")):
+        for k, (_, r) in enumerate(data.iterrows()):
+            ax.errorbar(r[col], r["auc"], yerr=[[r["auc"] - r["auc_low"]],
+                                                [r["auc_high"] - r["auc"]]],
+                        fmt="o", color=f"C{k}", capsize=3, label=r["name"])
+            ax.annotate(r["name"], (r[col], r["auc"]), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{title} at {size} px (images/s)")
+        ax.set_title(f"AUC against {title} speed")
+    axes[0].set_ylabel("AUC across datasets (95% interval)")
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig

@@ -6,31 +6,26 @@ Every model is measured in one process, interleaved, after warm-up; each figure 
 of --reps repetitions and is printed with its ratio to MobileNetV3-Small and ResNet-50 measured
 in the same run (`aecnn_utils.bench`). The table is measured twice: plain, and as the trainer
 runs (channels_last, plus mixed precision on a GPU). The data pipeline's throughput (the
-profile's training loader) is printed against AECNN's training throughput (both layer tables).
-Writes figures/<profile>/bench_models.json.
+profile's training loader) is printed against AECNN's training throughput (both layer tables),
+and the issue's targets are checked at 224 px. Writes figures/<profile>/bench_models.json and
+bench_models.md (the README's complexity table).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from aecnn_utils.bench import BENCH_MODELS, bench_pipeline, bench_speed, train_peak_memory
-from aecnn_utils.config import PROFILE_NAMES, profile_config
-from aecnn_utils.device import resolve_device
-from aecnn_utils.io import atomic_write_text
+from aecnn_utils.bench import markdown_table, run_benchmark, target_table
+from aecnn_utils.config import PROFILE_NAMES
+from aecnn_utils.io import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = ["name", "params_M", "GMACs", "train_img_s", "infer_img_s", "infer_fused_img_s",
          "latency_ms", "peak_train_MB", "train_img_s_x_mobilenetv3small", "train_img_s_x_resnet50",
          "infer_img_s_x_mobilenetv3small", "infer_fused_img_s_x_mobilenetv3small"]
-#: The AECNN rows the data pipeline is compared with.
-PIPELINE_ROWS = ("AECNN (parallel)", "AECNN fast (parallel)")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -50,51 +45,32 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="JSON path (default figures/<profile>/)")
     args = parser.parse_args(argv)
 
-    device = resolve_device(args.device)
-    cands = [c for c in BENCH_MODELS if args.models is None or c.key in args.models
-             or c.model in args.models]
-    variants = [(False, False), (device.type == "cuda", True)]  # plain; as the trainer runs
-    tables = []
-    for amp, channels_last in variants:
-        for size in args.sizes:
-            table = bench_speed(cands, size, batch=args.batch, reps=args.reps, calls=args.calls,
-                                device=str(device), amp=amp, channels_last=channels_last)
-            if not args.no_memory and not channels_last:
-                table["peak_train_MB"] = [train_peak_memory(c, size, args.batch, str(device))
-                                          for c in cands]
-            tables.append(table)
-    speed = pd.concat(tables, ignore_index=True)
-    config = profile_config(args.profile, device=str(device),
-                            **({"data_root": args.data_root} if args.data_root else {}))
-    pipeline = bench_pipeline(config)
-    as_trained = speed[(speed["image_size"] == config.image_size) & speed["channels_last"]]
-    for name in PIPELINE_ROWS:
-        row = as_trained[as_trained["name"] == name]
-        if len(row):
-            train_img_s = float(row["train_img_s"].iloc[0])
-            pipeline[f"x_train {name}"] = pipeline["pipeline_img_s"] / train_img_s
-    machine = {"platform": platform.platform(), "processor": platform.processor(),
-               "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-               "device": device.type,
-               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
-    out = {"machine": machine, "settings": vars(args), "speed": speed.to_dict("records"),
-           "pipeline": pipeline}
+    out = run_benchmark(args.profile, args.sizes, models=args.models, batch=args.batch,
+                        reps=args.reps, calls=args.calls, device=args.device,
+                        data_root=args.data_root, memory=not args.no_memory)
+    out["settings"] = vars(args)
     path = Path(args.out) if args.out else ROOT / "figures" / args.profile / "bench_models.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(out, indent=1, default=str) + "\n")
+    atomic_write_json(path, out)
+    speed, pipeline = pd.DataFrame(out["speed"]), out["pipeline"]
+    table = atomic_write_text(path.with_suffix(".md"), markdown_table(speed))
     with pd.option_context("display.width", 220, "display.max_columns", 30):
         for (size, amp, cl), part in speed.groupby(["image_size", "amp", "channels_last"],
                                                    sort=False):
             mode = " + ".join(name for name, on in (("AMP", amp), ("channels_last", cl)) if on)
-            print(f"\n{size} px, batch {args.batch}, {device.type}, {mode or 'plain'} "
-                  f"(median of {args.reps}):")
+            print(f"\n{size} px, batch {args.batch}, {out['machine']['device']}, "
+                  f"{mode or 'plain'} (median of {args.reps}):")
             print(part[[c for c in SHOWN if c in part]].round(3).to_string(index=False))
+        targets = target_table(speed)
+        if len(targets):
+            print("\ntargets (as the trainer runs):")
+            print(targets.round(3).to_string(index=False))
     ratios = [f"{v:.2f}x {k.removeprefix('x_train ')} training"
               for k, v in pipeline.items() if k.startswith("x_train ")]
-    print(f"\ndata pipeline ({config.image_size} px, {pipeline['workers']} workers, "
+    print(f"\ndata pipeline ({pipeline['image_size']} px, {pipeline['workers']} workers, "
           f"{pipeline['data']}): {pipeline['pipeline_img_s']:.0f} images/s"
           + (f" = {', '.join(ratios)}" if ratios else ""))
-    print(f"wrote {path}")
+    print(f"wrote {path} and {table.name}")
     return out
 
 

@@ -99,3 +99,99 @@ def test_profile_script_names_the_blocks_that_spend_the_time(
     assert "Self CPU" in text and "forward time by module class" in text
     for block in ("DepthwiseSeparableConv", "AttentionFusion", "BatchNorm2d"):
         assert block in text, block
+
+
+def _speed() -> pd.DataFrame:
+    """Two AECNN rows and the references, as the trainer runs, at 224 px."""
+    names = ["AECNN (parallel)", "AECNN fast (parallel)", "MobileNetV3-Small", "ResNet-50"]
+    table = pd.DataFrame({"name": names, "params_M": [0.49, 0.17, 1.52, 23.5],
+                          "GMACs": [0.11, 0.027, 0.056, 4.1], "train_img_s": [30, 90, 40, 3.0],
+                          "infer_img_s": [120, 400, 200, 8],
+                          "infer_fused_img_s": [150, 450, 220, 9],
+                          "latency_ms": [9, 5, 7, 60], "image_size": 224, "batch": 32,
+                          "channels_last": True})
+    return add_ratios(table)
+
+
+def test_targets_are_checked_on_the_ratios_measured_at_224() -> None:
+    from aecnn_utils.bench import target_table
+
+    targets = target_table(_speed()).set_index(["model", "target"])
+    fast, base = "AECNN fast (parallel)", "AECNN (parallel)"
+    assert targets.loc[(fast, "training >= 2x MobileNetV3-Small"), "measured"] == 90 / 40
+    assert targets.loc[(fast, "training >= 2x MobileNetV3-Small"), "met"]
+    assert not targets.loc[(base, "training >= 2x MobileNetV3-Small"), "met"]
+    assert targets.loc[(base, "training >= 5x ResNet-50"), "met"]  # 10x
+    assert not targets.loc[(base, "inference (eager) >= MobileNetV3-Small"), "met"]
+    assert targets.loc[(fast, "parameters < 1 M (millions)"), "met"]
+    assert target_table(_speed(), image_size=96).empty  # not measured there
+
+
+def test_efficiency_table_and_summary_call_an_overlap_not_shown() -> None:
+    from aecnn_utils.bench import efficiency_summary, efficiency_table, target_table
+
+    aucs = pd.DataFrame({"name": ["AECNN (parallel)", "AECNN fast (parallel)", "ResNet-50"],
+                         "auc": [0.70, 0.68, 0.75], "auc_low": [0.60, 0.58, 0.65],
+                         "auc_high": [0.80, 0.78, 0.85], "seeds": [3, 3, 1],
+                         "source": ["study: plain", "study: fast", "Table 2"]})
+    table = efficiency_table(_speed(), aucs, 224)
+    assert table.set_index("name")["auc"].isna().tolist() == [False, False, True, False]
+    machine = {"processor": "x86_64", "cpu_threads": 2, "torch": "2.x", "device": "cpu"}
+    text = efficiency_summary(target_table(_speed()), table, machine)
+    assert "AECNN fast AUC 0.680 [0.580, 0.780] (3 seeds)" in text
+    assert "-0.020: a difference is not shown" in text
+    worse = aucs.assign(auc_low=[0.60, 0.40, 0.65], auc_high=[0.80, 0.55, 0.85])
+    assert "a trade-off" in efficiency_summary(target_table(_speed()),
+                                               efficiency_table(_speed(), worse, 224), machine)
+    with pytest.raises(ValueError, match="no channels_last rows at 96 px"):
+        efficiency_table(_speed(), aucs, 96)
+
+
+def test_readme_table_has_throughput_and_ratios_per_size() -> None:
+    from aecnn_utils.bench import markdown_table
+
+    text = markdown_table(_speed())
+    assert text.splitlines()[0] == ("| model | parameters | GMACs (224 px) | training img/s "
+                                    "(224 px) | inference img/s (224 px) |")
+    assert "| AECNN fast (parallel) | 0.17 M | 0.027 | 90 (2.25x) | 450 (2.05x) |" in text
+
+
+def test_notebook_benchmark_reuses_make_bench_output_or_measures(
+        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aecnn_utils.bench import load_or_measure
+
+    monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "bench_models.json"
+    kwargs = {"models": ["AECNN (none)", "mobilenet_v3_small"], "batch": 2, "reps": 1,
+              "calls": 1, "memory": False, "data_root": str(synthetic_root), "progress": False}
+    result, origin = load_or_measure(path, "auto", "smoke", [32], **kwargs)
+    assert origin == "measured now"
+    assert {r["image_size"] for r in result["speed"]} == {32}
+    path.write_text(json.dumps({"machine": {}, "speed": [], "pipeline": {}}))
+    assert load_or_measure(path, "auto")[1] == "bench_models.json (make bench)"
+    assert load_or_measure(path, "now", "smoke", [32], **kwargs)[1] == "measured now"
+    with pytest.raises(ValueError, match="measure='later' is not valid"):
+        load_or_measure(path, "later")
+    with pytest.raises(ValueError, match="no benchmark row matches"):
+        load_or_measure(path, "now", "smoke", [32], models=["vgg"])
+
+
+def test_model_aucs_come_from_the_profiles_runs(synthetic_root: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study's runs for AECNN's tables, Table 2's for the references (trained here)."""
+    from aecnn_utils import bench
+    from aecnn_utils.runs import load_run
+
+    monkeypatch.setattr(bench, "AUC_SOURCES", {
+        "AECNN fast (parallel)": ("study", "model: fast layer table"),
+        "MobileNetV3-Small": ("model", "mobilenet_v3_small")})
+    aucs = bench.model_aucs("smoke", tmp_path, progress=False, data_root=str(synthetic_root),
+                            epochs=1, n_boot=20, num_workers=0)
+    assert aucs["name"].tolist() == ["AECNN fast (parallel)", "MobileNetV3-Small"]
+    assert aucs["source"].tolist() == ["study: model: fast layer table", "Table 2"]
+    (fast_run,) = [p.parent for p in tmp_path.glob("smoke/aecnn_*/metrics.json")]
+    metrics = load_run(fast_run).metrics
+    stored = (metrics["splits"]["test"]["roc_auc"]["mean"] if "splits" in metrics
+              else metrics["test"]["roc_auc"])
+    assert aucs.loc[0, "auc"] == pytest.approx(stored)
+    assert (aucs["auc_low"] <= aucs["auc"]).all() and (aucs["auc"] <= aucs["auc_high"]).all()
