@@ -96,6 +96,30 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(summary_line(result))
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from .predict import predict, summary_line, write_predictions
+
+    table = predict(args.model, args.images, batch_size=args.batch_size, device=args.device,
+                    on_error=args.on_error, progress=False if args.no_progress else None)
+    print(summary_line(table, write_predictions(table, args.out)))
+
+
+def _export(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .export import calibration_images, export_onnx, parity, quantize_int8, read_metadata
+
+    path = export_onnx(args.model, args.out)
+    size = read_metadata(path)["image_size"]
+    check = np.random.default_rng(0).standard_normal((4, 3, size, size)).astype(np.float32)
+    print(f"{path}: float32, max |probability difference| to PyTorch "
+          f"{parity(args.model, path, check):.1e} on 4 random inputs")
+    if args.int8:
+        cells = calibration_images(args.model, args.calibration, progress=True)
+        print(f"{quantize_int8(path, cells)}: int8, calibrated on {len(cells)} training cells "
+              "of the run")
+
+
 def _tune(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -194,6 +218,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unreadable images: stop, or skip them with a warning")
     p.set_defaults(func=_evaluate)
 
+    p = sub.add_parser("predict", help="classify cell images with a run, checkpoint or exported "
+                                       ".onnx; writes one CSV row per image")
+    p.add_argument("model", help="run folder (runs/<profile>/<run-id>), its best.pt, or a "
+                                 ".onnx written by 'export'")
+    p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("--out", default="predictions.csv", help="CSV file (default: %(default)s)")
+    p.add_argument("--on-error", choices=("raise", "warn"), default="raise",
+                   help="unreadable images: stop, or skip them with a warning")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (PyTorch models; "
+                                                    ".onnx runs on the CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("export", help="export a finished run to ONNX (probabilities out, "
+                                      "preprocessing in its metadata), optionally int8 too")
+    p.add_argument("model", help="run folder (runs/<profile>/<run-id>) or its best.pt")
+    p.add_argument("--out", default=None, help="ONNX file (default: <run>/model.onnx)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write <name>.int8.onnx, statically quantised (ONNX Runtime)")
+    p.add_argument("--calibration", type=int, default=128,
+                   help="training cells that calibrate the int8 model (default: %(default)s)")
+    p.set_defaults(func=_export)
+
     p = sub.add_parser("tune", help="learning-rate grid per model, chosen on the selection "
                                     "halves; writes aecnn_utils/profiles/<profile>_tuned.yaml")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
@@ -235,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad data or parameters end with a one-line error and exit code 2."""
     from .data.errors import DataError
+    from .export import MissingDependency
     from .reproduce import NotebookFailed
     from .train import RunInterrupted, TrainingDiverged
 
@@ -242,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except (DataError, FileExistsError, FileNotFoundError, ValueError, NotebookFailed,
-            RunInterrupted, TrainingDiverged) as exc:
+            RunInterrupted, TrainingDiverged, MissingDependency) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

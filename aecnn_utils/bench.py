@@ -16,6 +16,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,12 +97,15 @@ def _seconds(fn: Callable[[], None], calls: int, device: torch.device) -> float:
 def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int = 224, *,
                 batch: int = 32, reps: int = 5, calls: int = 2, warmup: int = 1,
                 device: str = "cpu", amp: bool = False, channels_last: bool = False,
-                progress: bool = True) -> pd.DataFrame:
+                onnx: bool = False, progress: bool = True) -> pd.DataFrame:
     """One row per candidate at ``image_size``: training and inference throughput (images/s;
     inference also with BatchNorm folded into the convolutions, :func:`fuse_batchnorm`, as
     ``predict`` runs it), batch-1 latency (ms, folded), parameters and MACs; the medians of
     ``reps`` interleaved repetitions of ``calls`` calls each, after ``warmup`` untimed calls
-    per model and task."""
+    per model and task. ``onnx`` adds ONNX Runtime's inference throughput on the CPU, float32
+    (``ort_img_s``) and statically quantised int8 (``ort_int8_img_s``; calibrated on the
+    benchmark's random batch, which is enough for timing, not for accuracy), in sessions with
+    as many threads as torch uses."""
     if reps < 1 or calls < 1 or batch < 1:
         raise ValueError(f"reps, calls and batch must be >= 1, got {reps}, {calls}, {batch}")
     dev = resolve_device(device)
@@ -110,6 +114,7 @@ def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int 
     y = torch.randint(0, 2, (batch,), device=dev)
     tasks: dict[str, dict[str, Callable[[], None]]] = {}
     info: dict[str, dict[str, Any]] = {}
+    folder = tempfile.TemporaryDirectory()  # the exported models, while they are timed
     for cand in candidates:
         model = cand.build()
         info[cand.key] = {"model": cand.model, "params_M": count_params(model) / 1e6,
@@ -134,6 +139,8 @@ def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int 
         tasks[cand.key] = {"train": train, "infer": infer,
                            "infer_fused": lambda infer=infer, fused=fused: infer(fused),
                            "latency": lambda infer=infer, fused=fused: infer(fused, n=1)}
+        if onnx:
+            tasks[cand.key].update(_onnx_tasks(model, x, image_size, folder.name))
     for fns in tasks.values():
         for fn in fns.values():
             for _ in range(warmup):
@@ -146,17 +153,42 @@ def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int 
                 times.setdefault((key, task), []).append(_seconds(fn, calls, dev))
             bar.update()
     bar.close()
+    folder.cleanup()
     rows = []
     for key in tasks:
         median = {task: statistics.median(times[(key, task)]) for task in tasks[key]}
+        ort = {f"{task.removeprefix('infer_')}_img_s": batch / median[task]
+               for task in ("infer_ort", "infer_ort_int8") if task in median}
         rows.append({"name": key, **info[key], "image_size": image_size, "batch": batch,
                      "device": dev.type, "amp": amp and dev.type == "cuda",
                      "channels_last": channels_last,
                      "train_img_s": batch / median["train"],
                      "infer_img_s": batch / median["infer"],
                      "infer_fused_img_s": batch / median["infer_fused"],
-                     "latency_ms": 1000 * median["latency"]})
-    return add_ratios(pd.DataFrame(rows))
+                     "latency_ms": 1000 * median["latency"], **ort})
+    table = pd.DataFrame(rows)
+    if onnx:
+        table["ort_x_eager"] = table["ort_img_s"] / table["infer_img_s"]
+        table["ort_int8_x_ort"] = table["ort_int8_img_s"] / table["ort_img_s"]
+    return add_ratios(table)
+
+
+def _onnx_tasks(model: torch.nn.Module, x: torch.Tensor, image_size: int, folder: str
+                ) -> dict[str, Callable[[], None]]:
+    """ONNX Runtime inference of ``model`` on ``x`` (float32 and int8), for :func:`bench_speed`."""
+    import copy
+
+    from .export import OnnxClassifier, export_module, quantize_int8
+
+    if x.device.type != "cpu":
+        raise ValueError("ONNX Runtime is measured on the CPU: run the benchmark on the CPU")
+    cpu = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
+    path = export_module(cpu, Path(folder) / f"{id(model)}.onnx", {"image_size": image_size})
+    batch = x.contiguous().numpy()
+    int8 = quantize_int8(path, batch[:8])
+    threads = torch.get_num_threads()
+    fp32, q8 = OnnxClassifier(path, threads=threads), OnnxClassifier(int8, threads=threads)
+    return {"infer_ort": lambda: fp32.probs(batch), "infer_ort_int8": lambda: q8.probs(batch)}
 
 
 def add_ratios(table: pd.DataFrame, references: Sequence[str] = REFERENCES) -> pd.DataFrame:
@@ -314,11 +346,13 @@ def efficiency_table(speed: pd.DataFrame, aucs: pd.DataFrame, image_size: int) -
 def run_benchmark(profile: str, sizes: Sequence[int] = (96, 224), *,
                   models: Sequence[str] | None = None, batch: int = 32, reps: int = 5,
                   calls: int = 2, device: str = "auto", data_root: str | None = None,
-                  memory: bool = True, progress: bool = True) -> dict[str, Any]:
+                  memory: bool = True, onnx: bool = True, progress: bool = True
+                  ) -> dict[str, Any]:
     """The whole benchmark (``make bench``): :func:`bench_speed` of the candidates (``models``:
     row names or model names, default :data:`BENCH_MODELS`) at each size, plain and as the
     trainer runs (channels_last; AMP on a GPU), the peak memory of a training step (plain
-    rows) and the profile's data pipeline against AECNN's training throughput. Returns
+    rows), ONNX Runtime float32 and int8 inference (as-trained rows, on a CPU, if ``onnx``) and
+    the profile's data pipeline against AECNN's training throughput. Returns
     ``{"machine", "speed" (records), "pipeline"}``, ready for JSON."""
     import platform
 
@@ -334,6 +368,7 @@ def run_benchmark(profile: str, sizes: Sequence[int] = (96, 224), *,
         for size in sizes:
             table = bench_speed(cands, size, batch=batch, reps=reps, calls=calls,
                                 device=str(dev), amp=amp, channels_last=channels_last,
+                                onnx=onnx and channels_last and dev.type == "cpu",
                                 progress=progress)
             if memory and not channels_last:
                 table["peak_train_MB"] = [train_peak_memory(c, size, batch, str(dev))
@@ -390,11 +425,11 @@ def _seeds(n: float) -> str:
 
 
 def efficiency_summary(targets: pd.DataFrame, efficiency: pd.DataFrame,
-                       machine: dict[str, Any]) -> str:
+                       machine: dict[str, Any], deployment: pd.DataFrame | None = None) -> str:
     """The benchmark in words (for notebook 06 and the README): each AECNN row against the
-    targets, and the fast layer table's AUC against the base table's (a difference whose
+    targets, the fast layer table's AUC against the base table's (a difference whose
     slide-level intervals overlap is "not shown"; a faster model that is worse is a
-    trade-off)."""
+    trade-off), and ONNX Runtime float32 and int8 against PyTorch (:func:`deployment_table`)."""
     where = (f"{machine.get('gpu') or machine.get('processor') or 'CPU'}, "
              f"{machine.get('cpu_threads')} threads, torch {machine.get('torch')}")
     lines = [f"Measured on {where} ({machine.get('device')}), as the trainer runs, ratios "
@@ -416,6 +451,15 @@ def efficiency_summary(targets: pd.DataFrame, efficiency: pd.DataFrame,
             f"{f['auc_high']:.3f}] ({_seeds(f['seeds'])}) against AECNN {b['auc']:.3f} "
             f"[{b['auc_low']:.3f}, {b['auc_high']:.3f}] ({_seeds(b['seeds'])}), "
             f"{f['auc'] - b['auc']:+.3f}: {verdict}.")
+    for r in (deployment if deployment is not None else pd.DataFrame()).itertuples():
+        auc = (f"validation AUC {r.eager_auc:.3f} in PyTorch, {r.onnx_auc:.3f} float32, "
+               f"{r.int8_auc:.3f} int8 ({r.int8_auc - r.eager_auc:+.3f}); "
+               if r.eager_auc is not None and not pd.isna(r.eager_auc) else "")
+        lines.append(
+            f"- {r.name} in ONNX Runtime ({r.cells} validation cells): {auc}largest probability "
+            f"difference to PyTorch {r.onnx_max_abs_diff:.1e} float32, {r.int8_max_abs_diff:.3f}"
+            f" int8; inference {r.onnx_x_eager:.2f}x PyTorch (BatchNorm folded) in float32, "
+            f"int8 {r.int8_x_onnx:.2f}x float32.")
     return "\n".join(lines) + "\n"
 
 
@@ -441,16 +485,20 @@ def load_or_measure(path: str | Path, measure: str = "auto", profile: str = "smo
 def markdown_table(speed: pd.DataFrame) -> str:
     """The README's complexity table: parameters, GMACs at 224 px and, as the trainer runs,
     training and inference (BatchNorm folded) throughput at each measured size with the ratio
-    to MobileNetV3-Small, one row per model."""
+    to MobileNetV3-Small, and ONNX Runtime float32 and int8 inference at the largest size when
+    measured; one row per model."""
     rows = speed[speed["channels_last"]]
     sizes = sorted(rows["image_size"].unique())
-    at224 = rows[rows["image_size"] == (224 if 224 in sizes else sizes[-1])].set_index("name")
-    header = ["model", "parameters", f"GMACs ({int(at224['image_size'].iloc[0])} px)"]
+    top = rows[rows["image_size"] == sizes[-1]].set_index("name")
+    header = ["model", "parameters", f"GMACs ({sizes[-1]} px)"]
     for size in sizes:
         header += [f"training img/s ({size} px)", f"inference img/s ({size} px)"]
+    ort = [c for c in ("ort_img_s", "ort_int8_img_s") if c in top and top[c].notna().all()]
+    header += [f"{'ONNX Runtime' if c == 'ort_img_s' else 'int8'} img/s ({sizes[-1]} px)"
+               for c in ort]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for name in rows["name"].unique():
-        cells = [name, f"{at224.loc[name, 'params_M']:.3g} M", f"{at224.loc[name, 'GMACs']:.3g}"]
+        cells = [name, f"{top.loc[name, 'params_M']:.3g} M", f"{top.loc[name, 'GMACs']:.3g}"]
         for size in sizes:
             r = rows[(rows["image_size"] == size) & (rows["name"] == name)].iloc[0]
             ratio = {col: (f" ({r[f'{col}_x_mobilenetv3small']:.2f}x)"
@@ -458,5 +506,32 @@ def markdown_table(speed: pd.DataFrame) -> str:
                      for col in ("train_img_s", "infer_fused_img_s")}
             cells += [f"{r['train_img_s']:.0f}{ratio['train_img_s']}",
                       f"{r['infer_fused_img_s']:.0f}{ratio['infer_fused_img_s']}"]
+        cells += [f"{top.loc[name, c]:.0f}" for c in ort]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def deployment_table(profile: str, runs_dir: str | Path | None = None, *,
+                     calibration: int = 128, progress: bool = True,
+                     **overrides: Any) -> pd.DataFrame:
+    """ONNX Runtime float32 and int8 against PyTorch eager for AECNN's two layer tables (the
+    first seed of the profile's study runs, :data:`AUC_SOURCES`; trained if missing): one row
+    per table with the validation cells' AUC, the largest probability difference to eager and
+    the inference throughput of each (:func:`aecnn_utils.export.int8_report`; the ONNX files go
+    to ``<run>/onnx/``)."""
+    from .export import int8_report
+    from .study import run_study
+
+    names = [n for n in PIPELINE_ROWS if AUC_SOURCES.get(n, ("", ""))[0] == "study"]
+    methods = [AUC_SOURCES[n][1] for n in names]
+    study = run_study(profile, methods, runs_dir, settings=("cross",), reference=False,
+                      progress=progress, **overrides)["cross"]
+    rows = []
+    for name, method in zip(names, methods, strict=True):
+        run = study[method][0]
+        rows.append({"name": name, **int8_report(run.run_dir, run.run_dir / "onnx",
+                                                 calibration=calibration)})
+    table = pd.DataFrame(rows)
+    table["int8_x_onnx"] = table["int8_img_s"] / table["onnx_img_s"]
+    table["onnx_x_eager"] = table["onnx_img_s"] / table["eager_img_s"]
+    return table

@@ -7,6 +7,7 @@ of --reps repetitions and is printed with its ratio to MobileNetV3-Small and Res
 in the same run (`aecnn_utils.bench`). The table is measured twice: plain, and as the trainer
 runs (channels_last, plus mixed precision on a GPU). The data pipeline's throughput (the
 profile's training loader) is printed against AECNN's training throughput (both layer tables),
+ONNX Runtime (float32 and int8) is measured against PyTorch eager on a CPU,
 and the issue's targets are checked at 224 px. Writes figures/<profile>/bench_models.json and
 bench_models.md (the README's complexity table).
 """
@@ -25,7 +26,8 @@ from aecnn_utils.io import atomic_write_json, atomic_write_text
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = ["name", "params_M", "GMACs", "train_img_s", "infer_img_s", "infer_fused_img_s",
          "latency_ms", "peak_train_MB", "train_img_s_x_mobilenetv3small", "train_img_s_x_resnet50",
-         "infer_img_s_x_mobilenetv3small", "infer_fused_img_s_x_mobilenetv3small"]
+         "infer_img_s_x_mobilenetv3small", "infer_fused_img_s_x_mobilenetv3small", "ort_img_s",
+         "ort_x_eager", "ort_int8_img_s", "ort_int8_x_ort"]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -42,12 +44,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-root", default=None, help="real data for the pipeline")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    parser.add_argument("--no-onnx", action="store_true",
+                        help="skip ONNX Runtime (float32 and int8 exports of every model)")
     parser.add_argument("--out", default=None, help="JSON path (default figures/<profile>/)")
     args = parser.parse_args(argv)
 
     out = run_benchmark(args.profile, args.sizes, models=args.models, batch=args.batch,
                         reps=args.reps, calls=args.calls, device=args.device,
-                        data_root=args.data_root, memory=not args.no_memory)
+                        data_root=args.data_root, memory=not args.no_memory,
+                        onnx=not args.no_onnx)
     out["settings"] = vars(args)
     path = Path(args.out) if args.out else ROOT / "figures" / args.profile / "bench_models.json"
     path.parent.mkdir(parents=True, exist_ok=True)

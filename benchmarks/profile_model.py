@@ -1,6 +1,7 @@
 """Profile: where one model's training step spends its time, by operator and by block kind.
 
-    python benchmarks/profile_model.py [--model aecnn] [--size 224] [--attention parallel]
+    python benchmarks/profile_model.py [--model aecnn] [--layers base|fast] [--size 224]
+        [--attention parallel] [--channels-last]
 
 Runs a few training steps (forward, backward, SGD) under torch.profiler after warm-up and prints
 the operators with the most self CPU time, then the time of each kind of block (the model's
@@ -26,16 +27,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="aecnn")
     parser.add_argument("--attention", default=None, help="AECNN's attention variant")
+    parser.add_argument("--layers", default=None, help="AECNN's layer table (base, fast)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="channels_last memory format, as the trainer runs")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rows", type=int, default=15)
     args = parser.parse_args(argv)
 
-    kwargs = {"attention": args.attention} if args.attention else {}
-    model = Candidate(args.model, kwargs).build()
+    kwargs = {key: value for key, value in (("attention", args.attention),
+                                            ("layers", args.layers)) if value}
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = Candidate(args.model, kwargs).build().to(memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(args.batch, 3, args.size, args.size)
+    x = torch.randn(args.batch, 3, args.size, args.size).contiguous(memory_format=fmt)
     y = torch.randint(0, 2, (args.batch,))
 
     def step() -> None:

@@ -73,7 +73,7 @@ def test_make_bench_script_prints_the_table_and_writes_json(
     out = tmp_path / "bench.json"
     module.main(["--profile", "smoke", "--sizes", "64", "--models", "AECNN (parallel)",
                  "mobilenet_v3_small", "--batch", "4", "--reps", "1", "--calls", "1",
-                 "--no-memory", "--data-root", str(synthetic_root), "--out", str(out)])
+                 "--no-memory", "--no-onnx", "--data-root", str(synthetic_root), "--out", str(out)])
     written = json.loads(out.read_text())
     # measured plain and as the trainer runs (channels_last), each with both rows
     assert [(r["name"], r["channels_last"]) for r in written["speed"]] == [
@@ -94,7 +94,8 @@ def test_profile_script_names_the_blocks_that_spend_the_time(
                                                   ROOT / "benchmarks" / "profile_model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--size", "32", "--batch", "2", "--steps", "1", "--rows", "5"])
+    module.main(["--size", "32", "--batch", "2", "--steps", "1", "--rows", "5", "--layers",
+                 "fast", "--channels-last"])
     text = capsys.readouterr().out
     assert "Self CPU" in text and "forward time by module class" in text
     for block in ("DepthwiseSeparableConv", "AttentionFusion", "BatchNorm2d"):
@@ -143,6 +144,14 @@ def test_efficiency_table_and_summary_call_an_overlap_not_shown() -> None:
     worse = aucs.assign(auc_low=[0.60, 0.40, 0.65], auc_high=[0.80, 0.55, 0.85])
     assert "a trade-off" in efficiency_summary(target_table(_speed()),
                                                efficiency_table(_speed(), worse, 224), machine)
+    deployment = pd.DataFrame({"name": ["AECNN fast (parallel)"], "cells": [206],
+                               "eager_auc": [0.70], "onnx_auc": [0.70], "int8_auc": [0.69],
+                               "onnx_max_abs_diff": [2e-7], "int8_max_abs_diff": [0.02],
+                               "onnx_x_eager": [1.5], "int8_x_onnx": [0.8]})
+    text = efficiency_summary(target_table(_speed()), table, machine, deployment)
+    assert ("AECNN fast (parallel) in ONNX Runtime (206 validation cells): validation AUC 0.700 "
+            "in PyTorch, 0.700 float32, 0.690 int8 (-0.010)") in text
+    assert "int8 0.80x float32" in text
     with pytest.raises(ValueError, match="no channels_last rows at 96 px"):
         efficiency_table(_speed(), aucs, 96)
 
@@ -163,7 +172,8 @@ def test_notebook_benchmark_reuses_make_bench_output_or_measures(
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "bench_models.json"
     kwargs = {"models": ["AECNN (none)", "mobilenet_v3_small"], "batch": 2, "reps": 1,
-              "calls": 1, "memory": False, "data_root": str(synthetic_root), "progress": False}
+              "calls": 1, "memory": False, "onnx": False, "data_root": str(synthetic_root),
+              "progress": False}
     result, origin = load_or_measure(path, "auto", "smoke", [32], **kwargs)
     assert origin == "measured now"
     assert {r["image_size"] for r in result["speed"]} == {32}
@@ -195,3 +205,16 @@ def test_model_aucs_come_from_the_profiles_runs(synthetic_root: Path, tmp_path: 
               else metrics["test"]["roc_auc"])
     assert aucs.loc[0, "auc"] == pytest.approx(stored)
     assert (aucs["auc_low"] <= aucs["auc"]).all() and (aucs["auc"] <= aucs["auc_high"]).all()
+
+
+def test_onnx_runtime_is_measured_beside_eager_float32_and_int8() -> None:
+    from aecnn_utils.bench import markdown_table
+
+    table = bench_speed(SMALL, 32, batch=4, reps=1, calls=1, onnx=True, channels_last=True,
+                        progress=False)
+    for col in ("ort_img_s", "ort_int8_img_s", "ort_x_eager", "ort_int8_x_ort"):
+        assert (table[col] > 0).all(), col
+    assert table["ort_x_eager"].tolist() == pytest.approx(
+        (table["ort_img_s"] / table["infer_img_s"]).tolist())
+    header = markdown_table(table).splitlines()[0]
+    assert header.endswith("| ONNX Runtime img/s (32 px) | int8 img/s (32 px) |")

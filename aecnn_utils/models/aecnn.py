@@ -36,10 +36,10 @@ head        GAP, dropout, linear       classes   -       -      -          1x1
 ==========  =========================  ========  ======  =====  =========  ==========
 
 About 0.49 M parameters and 0.11 GMACs at 224x224. On a CPU it trains slower than
-MobileNetV3-Small (``make bench``): convolutions forward and backward take 64% of a training step
-(``benchmarks/profile_model.py``), and the stem output and stage 1 keep 24 and 32 channels at
-112x112, where MobileNetV3-Small downsamples at once. ``layers="fast"`` leaves 112x112 after the
-stem, trims stage 1 to one block and halves the widths:
+MobileNetV3-Small (``make bench``): convolutions, forward and backward, take most of a training
+step (``benchmarks/profile_model.py``), and the stem output and stage 1 keep 24 and 32 channels
+at 112x112, where MobileNetV3-Small downsamples at once. ``layers="fast"`` downsamples right
+after the stem (no block at 112x112), has one block fewer at 56x56 and halves the widths:
 
 ==========  =========================  ========  ======  =====  =========  ==========
 stage       block                      channels  stride  depth  attention  output
