@@ -115,7 +115,8 @@ def _export(args: argparse.Namespace) -> None:
     print(f"{path}: float32, max |probability difference| to PyTorch "
           f"{parity(args.model, path, check):.1e} on 4 random inputs")
     if args.int8:
-        cells = calibration_images(args.model, args.calibration, progress=True)
+        cells = calibration_images(args.model, args.calibration, data_root=args.data_root,
+                                   progress=True)
         print(f"{quantize_int8(path, cells)}: int8, calibrated on {len(cells)} training cells "
               "of the run")
 
@@ -240,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write <name>.int8.onnx, statically quantised (ONNX Runtime)")
     p.add_argument("--calibration", type=int, default=128,
                    help="training cells that calibrate the int8 model (default: %(default)s)")
+    p.add_argument("--data-root", default=None,
+                   help="where the run's datasets are, if not where its config.yaml says")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("tune", help="learning-rate grid per model, chosen on the selection "

@@ -304,13 +304,21 @@ AUC_SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-def model_aucs(profile: str, runs_dir: str | Path | None = None, *, progress: bool = True,
-               **overrides: Any) -> pd.DataFrame:
+def _study_seeds(profile: str, seed: int) -> tuple[int, ...]:
+    """The study's training seeds of ``profile`` across datasets, counted from ``seed``."""
+    from .config import profile_config
+    from .study import CROSS_SEEDS
+
+    return tuple(seed + s for s in CROSS_SEEDS.get(profile, profile_config(profile).seeds))
+
+
+def model_aucs(profile: str, runs_dir: str | Path | None = None, *, seed: int = 0,
+               progress: bool = True, **overrides: Any) -> pd.DataFrame:
     """Cross-dataset AUC of every benchmark row the kit trains (:data:`AUC_SOURCES`), from
     the profile's runs (reused when finished, trained when missing): one row per name with
     ``auc`` (mean over seeds of the split means), ``auc_low``/``auc_high`` (slide-level 95%
-    interval), ``seeds`` and ``source``. ``overrides`` go to every config (``data_root``,
-    ``device``)."""
+    interval), ``seeds`` and ``source``. The training seeds count from ``seed``, as in
+    notebooks 04 and 05; ``overrides`` go to every config (``data_root``, ``device``)."""
     from .runs import results_table
     from .study import run_study
     from .train import train_models
@@ -318,8 +326,8 @@ def model_aucs(profile: str, runs_dir: str | Path | None = None, *, progress: bo
     methods = [m for kind, m in AUC_SOURCES.values() if kind == "study"]
     models = [m for kind, m in AUC_SOURCES.values() if kind == "model"]
     study = run_study(profile, methods, runs_dir, settings=("cross",), reference=False,
-                      progress=progress, **overrides)["cross"]
-    trained = train_models(profile, models, runs_dir, progress=progress, **overrides)
+                      progress=progress, seeds=_study_seeds(profile, seed), **overrides)["cross"]
+    trained = train_models(profile, models, runs_dir, seed=seed, progress=progress, **overrides)
     rows = []
     for name, (kind, key) in AUC_SOURCES.items():
         runs = study[key] if kind == "study" else trained[key]
@@ -511,7 +519,7 @@ def markdown_table(speed: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def deployment_table(profile: str, runs_dir: str | Path | None = None, *,
+def deployment_table(profile: str, runs_dir: str | Path | None = None, *, seed: int = 0,
                      calibration: int = 128, progress: bool = True,
                      **overrides: Any) -> pd.DataFrame:
     """ONNX Runtime float32 and int8 against PyTorch eager for AECNN's two layer tables (the
@@ -525,12 +533,13 @@ def deployment_table(profile: str, runs_dir: str | Path | None = None, *,
     names = [n for n in PIPELINE_ROWS if AUC_SOURCES.get(n, ("", ""))[0] == "study"]
     methods = [AUC_SOURCES[n][1] for n in names]
     study = run_study(profile, methods, runs_dir, settings=("cross",), reference=False,
-                      progress=progress, **overrides)["cross"]
+                      progress=progress, seeds=_study_seeds(profile, seed), **overrides)["cross"]
     rows = []
     for name, method in zip(names, methods, strict=True):
         run = study[method][0]
         rows.append({"name": name, **int8_report(run.run_dir, run.run_dir / "onnx",
-                                                 calibration=calibration)})
+                                                 calibration=calibration,
+                                                 data_root=run.config.data_root)})
     table = pd.DataFrame(rows)
     table["int8_x_onnx"] = table["int8_img_s"] / table["onnx_img_s"]
     table["onnx_x_eager"] = table["onnx_img_s"] / table["eager_img_s"]

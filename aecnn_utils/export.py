@@ -265,13 +265,15 @@ def parity(model_path: str | Path, onnx_path: str | Path, images: np.ndarray) ->
 
 
 def run_cells(model_path: str | Path, part: str = "train", n: int | None = None, *,
-              seed: int = 0, cache_dir: str | Path | None = None, progress: bool = False
-              ) -> tuple[np.ndarray, np.ndarray]:
+              seed: int = 0, data_root: str | None = None, cache_dir: str | Path | None = None,
+              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Cells of a run's ``part`` (``train``, ``val`` or ``test``; ``n`` of them drawn with
     ``seed``, in the part's order, or all), prepared as the run's evaluation prepares them:
     normalised float32 ``n x 3 x S x S`` images and their labels.
 
-    The cells come from the data the run's ``config.yaml`` names (:func:`prepare_data`, cached).
+    The cells come from the data the run's ``config.yaml`` names (:func:`prepare_data`, cached),
+    or from ``data_root`` when given (the same datasets elsewhere, e.g. a run trained with a
+    relative path, used from another folder).
     """
     from .data.prepare import prepare_data
     from .data.transforms import InputPrep, NormStats, build_eval_transform
@@ -282,6 +284,8 @@ def run_cells(model_path: str | Path, part: str = "train", n: int | None = None,
         raise ValueError(f"part={part!r} is not valid; choose train, val or test")
     trained = load_checkpoint(model_path)
     config = RunConfig.load(trained.run_dir / "config.yaml")
+    if data_root:
+        config = config.replace(data_root=str(data_root))
     data = prepare_data(config, cache_dir, progress)
     cells = data.caches["train" if part == "train" else "pool"]
     rows = np.arange(len(cells)) if part == "train" else np.asarray(data.index[part])
@@ -296,11 +300,12 @@ def run_cells(model_path: str | Path, part: str = "train", n: int | None = None,
 
 
 def calibration_images(model_path: str | Path, n: int = CALIBRATION_CELLS, *, seed: int = 0,
-                       cache_dir: str | Path | None = None, progress: bool = False) -> np.ndarray:
+                       data_root: str | None = None, cache_dir: str | Path | None = None,
+                       progress: bool = False) -> np.ndarray:
     """``n`` of the run's training cells (drawn with ``seed``, in the training set's order),
     prepared as the run's evaluation prepares them (:func:`run_cells`): the int8 calibration."""
-    return run_cells(model_path, "train", n, seed=seed, cache_dir=cache_dir,
-                     progress=progress)[0]
+    return run_cells(model_path, "train", n, seed=seed, data_root=data_root,
+                     cache_dir=cache_dir, progress=progress)[0]
 
 
 def _batches(images: np.ndarray | Iterable[np.ndarray], batch_size: int = 16
@@ -364,12 +369,14 @@ def quantize_int8(onnx_path: str | Path, calibration_images: np.ndarray | Iterab
 
 def int8_report(model_path: str | Path, folder: str | Path, *, calibration: int = CALIBRATION_CELLS,
                 batch_size: int = 32, reps: int = 3, threads: int | None = None,
-                cache_dir: str | Path | None = None) -> dict[str, Any]:
+                data_root: str | None = None, cache_dir: str | Path | None = None
+                ) -> dict[str, Any]:
     """Export a run to ``folder`` (float32 and int8, calibrated on ``calibration`` training
     cells) and compare, on the run's validation cells: the AUC of PyTorch eager, ONNX Runtime
     float32 and int8 (binary runs), the largest probability difference of each ONNX model to
     eager, and their inference throughput (images/s, median of ``reps`` passes over the cells
-    at ``batch_size``, eager with BatchNorm folded, as ``predict`` runs it)."""
+    at ``batch_size``, eager with BatchNorm folded, as ``predict`` runs it). ``data_root``:
+    where the run's datasets are, if not where its ``config.yaml`` says."""
     import statistics
     import time
 
@@ -379,8 +386,9 @@ def int8_report(model_path: str | Path, folder: str | Path, *, calibration: int 
 
     folder = Path(folder)
     fp32 = export_onnx(model_path, folder / "model.onnx")
-    int8 = quantize_int8(fp32, calibration_images(model_path, calibration, cache_dir=cache_dir))
-    images, labels = run_cells(model_path, "val", cache_dir=cache_dir)
+    int8 = quantize_int8(fp32, calibration_images(model_path, calibration, data_root=data_root,
+                                                  cache_dir=cache_dir))
+    images, labels = run_cells(model_path, "val", data_root=data_root, cache_dir=cache_dir)
     trained = load_checkpoint(model_path)
     fused = ProbabilityModel(fuse_batchnorm(trained.model), trained.deploy["tta"]).eval()
     threads = threads or torch.get_num_threads()

@@ -392,12 +392,13 @@ def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Fig
             ax.errorbar(r[col], r["auc"], yerr=[[r["auc"] - r["auc_low"]],
                                                 [r["auc_high"] - r["auc"]]],
                         fmt="o", color=f"C{k}", capsize=3, label=r["name"])
-            ax.annotate(r["name"], (r[col], r["auc"]), textcoords="offset points",
-                        xytext=(5, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel(f"{title} at {size} px (images/s)")
         ax.set_title(f"AUC against {title} speed")
     axes[0].set_ylabel("AUC across datasets (95% interval)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9,
+               frameon=False)
     fig.tight_layout()
     add_notice(fig, notice)
     return fig

@@ -44,19 +44,21 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """A run's checkpoint in PyTorch (``channels_last`` on CPU and CUDA), with the run's TTA,
-    through :func:`aecnn_utils.runs.predict_logits`."""
+    """A run's checkpoint in PyTorch (BatchNorm folded into the convolutions,
+    :func:`aecnn_utils.models.fuse_batchnorm`; ``channels_last`` on CPU and CUDA), with the
+    run's TTA, through :func:`aecnn_utils.runs.predict_logits`."""
 
     def __init__(self, model_path: str | Path, device: str = "auto") -> None:
         from .device import resolve_device
         from .export import load_checkpoint, refuse_adabn
+        from .models import fuse_batchnorm
 
         trained = load_checkpoint(model_path)
         refuse_adabn(trained.deploy, "prediction on single cells")
         self.metadata = trained.deploy
         self.device = resolve_device(device)
         self.channels_last = self.device.type in ("cpu", "cuda")
-        self.model = trained.model.to(self.device)
+        self.model = fuse_batchnorm(trained.model).to(self.device)  # AdaBN runs are refused
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 

@@ -1,17 +1,20 @@
 """Profile: where one model's training step spends its time, by operator and by block kind.
 
     python benchmarks/profile_model.py [--model aecnn] [--layers base|fast] [--size 224]
-        [--attention parallel] [--channels-last]
+        [--attention parallel] [--channels-last] [--compile]
 
 Runs a few training steps (forward, backward, SGD) under torch.profiler after warm-up and prints
 the operators with the most self CPU time, then the time of each kind of block (the model's
 modules by class: depthwise-separable convolutions, attention, BatchNorm, ...) as the share of
-the forward pass, measured with hooks.
+the forward pass, measured with hooks. ``--compile`` also times the training step under
+``torch.compile`` against eager (median of --steps steps after the compiling one), and says so
+when compilation fails on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections import defaultdict
 
@@ -30,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", default=None, help="AECNN's layer table (base, fast)")
     parser.add_argument("--channels-last", action="store_true",
                         help="channels_last memory format, as the trainer runs")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the training step under torch.compile")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
@@ -78,6 +83,33 @@ def main(argv: list[str] | None = None) -> None:
     print(f"forward time by module class (inclusive; {args.steps} forwards, {total:.2f} s):")
     for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"  {name:28s} {seconds:7.3f} s  {100 * seconds / total:5.1f}%")
+    if args.compile:
+        compare_compile(model, opt, x, y, args.steps)
+
+
+def compare_compile(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+                    y: torch.Tensor, steps: int) -> None:
+    """Print the training step's median time in eager mode and under ``torch.compile`` (the
+    first compiled step, which compiles, timed apart), or why compilation failed."""
+    def timed(net: torch.nn.Module) -> float:
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+        return time.perf_counter() - start
+
+    model.train()
+    eager = statistics.median(timed(model) for _ in range(steps))
+    compiled = torch.compile(model)
+    try:
+        first = timed(compiled)
+    except Exception as exc:  # no C++ compiler, unsupported backend, ...: eager it is
+        print(f"torch.compile failed here ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+              f"eager step {eager:.3f} s")
+        return
+    step = statistics.median(timed(compiled) for _ in range(steps))
+    print(f"training step: eager {eager:.3f} s, compiled {step:.3f} s "
+          f"({eager / step:.2f}x eager) after a first, compiling step of {first:.1f} s")
 
 
 if __name__ == "__main__":

@@ -218,3 +218,23 @@ def test_onnx_runtime_is_measured_beside_eager_float32_and_int8() -> None:
         (table["ort_img_s"] / table["infer_img_s"]).tolist())
     header = markdown_table(table).splitlines()[0]
     assert header.endswith("| ONNX Runtime img/s (32 px) | int8 img/s (32 px) |")
+
+
+def test_profile_script_falls_back_to_eager_when_compilation_fails(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    spec = importlib.util.spec_from_file_location("profile_model",
+                                                  ROOT / "benchmarks" / "profile_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def no_compiler(model: torch.nn.Module) -> torch.nn.Module:
+        def fail(*_args: object) -> None:
+            raise RuntimeError("no C++ compiler found\nmore")
+        return fail  # type: ignore[return-value]
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    module.main(["--size", "32", "--batch", "2", "--steps", "1", "--rows", "3", "--compile"])
+    assert "torch.compile failed here (RuntimeError: no C++ compiler found); eager step" in \
+        capsys.readouterr().out
