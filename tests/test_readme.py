@@ -22,6 +22,7 @@ def _block(text: str, name: str) -> str | None:
     ("cpu-study", "figures/cpu/05_study.md"),
     ("cpu-study-summary", "figures/cpu/05_summary.md"),
     ("cpu-bench", "figures/cpu/bench_models.md"),
+    ("cpu-layers", "figures/cpu/02_layer_table.md"),
     ("cpu-efficiency", "figures/cpu/06_summary.md"),
 ])
 def test_readme_results_match_the_files_our_runs_wrote(block: str, source: str) -> None:
