@@ -40,6 +40,7 @@ from .models import (
     fuse_batchnorm,
 )
 from .models.baselines import torchvision_model
+from .report import compare_intervals, to_markdown
 from .runs import autocast
 
 
@@ -450,10 +451,10 @@ def efficiency_summary(targets: pd.DataFrame, efficiency: pd.DataFrame,
     base, fast = "AECNN (parallel)", "AECNN fast (parallel)"
     if {base, fast} <= set(rows.index):
         b, f = rows.loc[base], rows.loc[fast]
-        overlap = not (f["auc_low"] > b["auc_high"] or f["auc_high"] < b["auc_low"])
-        verdict = ("a difference is not shown (the intervals overlap)" if overlap else
-                   "the fast table is better beyond the intervals" if f["auc"] > b["auc"] else
-                   "a trade-off: the fast table is worse beyond the intervals")
+        verdict = {"not shown": "a difference is not shown (the intervals overlap)",
+                   "higher": "the fast table is better beyond the intervals",
+                   "lower": "a trade-off: the fast table is worse beyond the intervals"}[
+            compare_intervals(f["auc_low"], f["auc_high"], b["auc_low"], b["auc_high"])]
         lines.append(
             f"- Accuracy across datasets: AECNN fast AUC {f['auc']:.3f} [{f['auc_low']:.3f}, "
             f"{f['auc_high']:.3f}] ({_seeds(f['seeds'])}) against AECNN {b['auc']:.3f} "
@@ -504,7 +505,7 @@ def markdown_table(speed: pd.DataFrame) -> str:
     ort = [c for c in ("ort_img_s", "ort_int8_img_s") if c in top and top[c].notna().all()]
     header += [f"{'ONNX Runtime' if c == 'ort_img_s' else 'int8'} img/s ({sizes[-1]} px)"
                for c in ort]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    body = []
     for name in rows["name"].unique():
         cells = [name, f"{top.loc[name, 'params_M']:.3g} M", f"{top.loc[name, 'GMACs']:.3g}"]
         for size in sizes:
@@ -514,9 +515,8 @@ def markdown_table(speed: pd.DataFrame) -> str:
                      for col in ("train_img_s", "infer_fused_img_s")}
             cells += [f"{r['train_img_s']:.0f}{ratio['train_img_s']}",
                       f"{r['infer_fused_img_s']:.0f}{ratio['infer_fused_img_s']}"]
-        cells += [f"{top.loc[name, c]:.0f}" for c in ort]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        body.append(cells + [f"{top.loc[name, c]:.0f}" for c in ort])
+    return to_markdown(pd.DataFrame(body, columns=header))
 
 
 def deployment_table(profile: str, runs_dir: str | Path | None = None, *, seed: int = 0,

@@ -299,12 +299,23 @@ def _interval(row: pd.Series, metric: str, digits: int) -> str:
     return text
 
 
+def compare_intervals(low: float, high: float, other_low: float, other_high: float) -> str:
+    """``"higher"`` or ``"lower"`` when the interval ``[low, high]`` lies wholly above or below
+    ``[other_low, other_high]``; ``"not shown"`` when they overlap (the kit's one rule for
+    calling a difference)."""
+    if low > other_high:
+        return "higher"
+    if high < other_low:
+        return "lower"
+    return "not shown"
+
+
 def _verdict(me: pd.Series, other: pd.Series, label: str) -> str:
-    if me["roc_auc_low"] > other["roc_auc_high"]:
-        return f"{label}'s AUC is higher beyond the slide-level intervals"
-    if me["roc_auc_high"] < other["roc_auc_low"]:
-        return f"{label}'s AUC is lower beyond the slide-level intervals"
-    return "a difference in AUC is not shown (the slide-level intervals overlap)"
+    side = compare_intervals(me["roc_auc_low"], me["roc_auc_high"], other["roc_auc_low"],
+                             other["roc_auc_high"])
+    if side == "not shown":
+        return "a difference in AUC is not shown (the slide-level intervals overlap)"
+    return f"{label}'s AUC is {side} beyond the slide-level intervals"
 
 
 def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]],

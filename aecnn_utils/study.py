@@ -22,7 +22,13 @@ from tqdm.auto import tqdm
 from .config import MONITORS, RunConfig, profile_config, update_tuned
 from .data.transforms import AugmentConfig
 from .morphology import fit_reference
-from .report import PAPER_ABSTRACT, interval_cell, trained_on, trained_on_line
+from .report import (
+    PAPER_ABSTRACT,
+    compare_intervals,
+    interval_cell,
+    trained_on,
+    trained_on_line,
+)
 from .runs import RunResult, results_table
 from .train import train_config
 from .tune import selection_score
@@ -232,10 +238,9 @@ def study_summary(table: pd.DataFrame) -> str:
     lines = [f"- plain: AUC {cell(base, 'auc')} across datasets, "
              f"{base['in_domain_auc']:.3f} in-domain."]
     for method, r in rows.drop(index="plain").iterrows():
-        overlap = not (r["cross_auc_low"] > base["cross_auc_high"]
-                       or r["cross_auc_high"] < base["cross_auc_low"])
-        verdict = ("not shown" if overlap else
-                   "better" if r["cross_auc"] > base["cross_auc"] else "worse")
+        side = compare_intervals(r["cross_auc_low"], r["cross_auc_high"],
+                                 base["cross_auc_low"], base["cross_auc_high"])
+        verdict = {"higher": "better", "lower": "worse"}.get(side, side)
         tag = " (transductive)" if r["transductive"] else ""
         gain = r["cross_auc"] - base["cross_auc"]
         lines.append(f"- {method}{tag}: AUC {cell(r, 'auc')} ({gain:+.3f} vs plain: {verdict}); "
