@@ -14,7 +14,10 @@ function of those stored outputs:
    splits, the interval of the mean over splits, all splits rescored on each draw), and the same
    metrics without the cells of classes no training cell resembles (``test_seen``: Herlev's
    columnar cells for a model trained on SIPaKMeD, :func:`~aecnn_utils.data.taxonomy.
-   unseen_classes`).
+   unseen_classes`);
+4. calibration: a temperature fitted on the selection half's logits and the report half's
+   expected calibration error, NLL and Brier score before and after it
+   (:mod:`aecnn_utils.calibration`).
 
 With ``n_splits`` > 1 this is repeated for split seeds ``split_seed, split_seed + 1, ...``; a
 separate run trained with ``split_seed = s`` gives exactly the numbers of split ``s`` (tested).
@@ -31,6 +34,7 @@ import torch
 from torch import nn
 
 from . import metrics as M
+from .calibration import calibration_scores
 from .config import MONITORS, RunConfig
 from .data.taxonomy import unseen_classes
 from .splits import grouped_split
@@ -41,6 +45,10 @@ CI_UNIT = "patient_or_slide"
 SPLIT_METRICS: tuple[str, ...] = (
     *M.TABLE_METRICS, "balanced_accuracy", "sensitivity", "npv", "prevalence",
     "sens_at_spec90", "sens_at_spec95", "spec_at_sens90", "spec_at_sens95")
+
+#: Calibration scores kept per split (:func:`aecnn_utils.calibration.calibration_scores`).
+CALIBRATION_SCORES: tuple[str, ...] = ("temperature", "ece", "ece_calibrated", "nll",
+                                       "nll_calibrated", "brier", "brier_calibrated")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -137,6 +145,10 @@ def score_split(config: RunConfig, class_names: Sequence[str], pool: pd.DataFram
         if partial:
             out["threshold"]["test_seen"] = M.classification_metrics(yt[seen], pt[seen],
                                                                      threshold=t)
+    if len(set(yv.tolist())) > 1:  # a temperature needs both classes among the selection cells
+        logits = outputs[best_epoch - 1]
+        out["calibration"] = calibration_scores(logits[val_idx], yv, logits[test_idx], yt,
+                                                out.get("threshold", {}).get("value"))
     return out
 
 
@@ -173,6 +185,8 @@ def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.Data
             row["test_at_threshold"] = _scalars(s["threshold"]["test"])
             if "test_seen" in s["threshold"]:
                 row["test_seen_at_threshold"] = _scalars(s["threshold"]["test_seen"])
+        if "calibration" in s:
+            row["calibration"] = {k: s["calibration"][k] for k in CALIBRATION_SCORES}
         per_split.append(row)
 
     def summary(key: str) -> dict[str, dict[str, float]]:
@@ -180,7 +194,8 @@ def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.Data
         return {k: summary_of([r[k] for r in rows]) for k in (rows[0] if rows else ())}
 
     blocks = {block: summary(block) for block in
-              ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold")}
+              ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold",
+               "calibration")}
     names = interval_names(class_names)
     labels, groups = pool["label"].to_numpy(), pool[CI_UNIT].to_numpy()
     for block, at_threshold in (("test", False), ("test_at_threshold", True)):

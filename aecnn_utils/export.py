@@ -6,7 +6,9 @@ softmax (and, if the run predicts with flip TTA, the flip average of
 probabilities for a batch of any size. Everything needed to prepare a cell and read the output
 travels in the model's ``metadata_props`` (JSON strings, :func:`deployment_metadata`):
 normalisation, image size, resize mode, input preparation (stain normalisation, input mode),
-class names, the run's validation threshold, run id, model name and arguments, kit version.
+class names, the run's temperature (calibration, :mod:`aecnn_utils.calibration`: the graph
+divides the logits by it before the softmax) and its validation threshold on that scale, run
+id, model name and arguments, kit version.
 ``--int8`` adds ``model.int8.onnx``, statically quantised by ONNX Runtime on the run's own
 training cells (:func:`quantize_int8`).
 
@@ -97,6 +99,8 @@ def deployment_metadata(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     config = RunConfig.load(run_dir / "config.yaml")
     run_metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     threshold = run_metrics.get("threshold", {})
+    calibration = run_metrics.get("calibration") or {}
+    temperature = float(calibration.get("temperature", 1.0))
     inference = meta.get("inference", {})
     return {"format": ONNX_FORMAT, "run_id": meta.get("run_id", run_dir.name),
             "model_name": meta["model_name"], "model_kwargs": meta.get("model_kwargs", {}),
@@ -105,8 +109,12 @@ def deployment_metadata(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
             "norm": meta["norm"], "input": meta.get("input") or {},
             "tta": bool(inference.get("tta", False)),
             "adapt_bn": bool(inference.get("adapt_bn", False)),
-            "threshold": threshold.get("value"), "threshold_rule": threshold.get("rule"),
-            "kit_version": __version__}
+            "temperature": temperature,
+            "temperature_fitted_on": calibration.get("fitted_on", "none (no calibration)"),
+            # on the scale of the calibrated probabilities: the same decisions as the run's
+            "threshold": calibration.get("threshold_calibrated", threshold.get("value")),
+            "threshold_uncalibrated": threshold.get("value"),
+            "threshold_rule": threshold.get("rule"), "kit_version": __version__}
 
 
 def refuse_adabn(deploy: dict[str, Any], what: str) -> None:
@@ -120,21 +128,24 @@ def refuse_adabn(deploy: dict[str, Any], what: str) -> None:
 
 
 class ProbabilityModel(nn.Module):
-    """``model`` followed by a softmax over classes; with ``tta``, the logits are first averaged
-    over the flips of :data:`aecnn_utils.runs.TTA_FLIPS`, as :func:`predict_logits` does (one
-    batched call over the four views)."""
+    """``model`` followed by a softmax over classes of its logits divided by ``temperature``
+    (the run's calibration); with ``tta``, the logits are first averaged over the flips of
+    :data:`aecnn_utils.runs.TTA_FLIPS`, as :func:`predict_logits` does (one batched call over
+    the four views)."""
 
-    def __init__(self, model: nn.Module, tta: bool = False) -> None:
+    def __init__(self, model: nn.Module, tta: bool = False, temperature: float = 1.0) -> None:
         super().__init__()
-        self.model, self.tta = model, tta
+        self.model, self.tta, self.temperature = model, tta, float(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``N x C`` of a normalised ``N x 3 x S x S`` batch."""
         if not self.tta:
-            return torch.softmax(self.model(x).float(), dim=1)
-        views = torch.cat([x.flip(dims) if dims else x for dims in TTA_FLIPS])
-        logits = self.model(views).float()
-        return torch.softmax(logits.reshape(len(TTA_FLIPS), -1, logits.shape[-1]).mean(0), dim=1)
+            logits = self.model(x).float()
+        else:
+            views = torch.cat([x.flip(dims) if dims else x for dims in TTA_FLIPS])
+            logits = self.model(views).float()
+            logits = logits.reshape(len(TTA_FLIPS), -1, logits.shape[-1]).mean(0)
+        return torch.softmax(logits / self.temperature, dim=1)
 
 
 def _set_metadata(model: Any, deploy: dict[str, Any]) -> None:
@@ -186,7 +197,7 @@ def export_module(model: nn.Module, out: str | Path, deploy: dict[str, Any], *,
     deploy = {"format": ONNX_FORMAT, **deploy, "tta": bool(deploy.get("tta", False)),
               "opset": opset, "precision": "float32"}
     size = int(deploy["image_size"])
-    wrapped = ProbabilityModel(model, deploy["tta"]).eval()
+    wrapped = ProbabilityModel(model, deploy["tta"], deploy.get("temperature", 1.0)).eval()
     example = torch.zeros(2, 3, size, size)
     with torch.no_grad():
         program = torch.onnx.export(
@@ -246,14 +257,15 @@ class OnnxClassifier:
 
 def eager_probs(model_path: str | Path, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Class probabilities of a run's checkpoint in PyTorch (CPU, full precision) on normalised
-    ``N x 3 x S x S`` images, with the run's TTA, through :func:`predict_logits`."""
+    ``N x 3 x S x S`` images, with the run's TTA and temperature, through
+    :func:`predict_logits`."""
     trained = load_checkpoint(model_path)
     refuse_adabn(trained.deploy, "prediction on single cells")
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
     batches = [(chunk, torch.zeros(len(chunk))) for chunk in x.split(batch_size)]
     logits, _ = predict_logits(trained.model, batches, torch.device("cpu"),  # type: ignore[arg-type]
                                tta=trained.deploy["tta"])
-    return softmax(logits)
+    return softmax(logits / trained.deploy["temperature"])
 
 
 def parity(model_path: str | Path, onnx_path: str | Path, images: np.ndarray) -> float:
@@ -390,7 +402,8 @@ def int8_report(model_path: str | Path, folder: str | Path, *, calibration: int 
                                                   cache_dir=cache_dir))
     images, labels = run_cells(model_path, "val", data_root=data_root, cache_dir=cache_dir)
     trained = load_checkpoint(model_path)
-    fused = ProbabilityModel(fuse_batchnorm(trained.model), trained.deploy["tta"]).eval()
+    fused = ProbabilityModel(fuse_batchnorm(trained.model), trained.deploy["tta"],
+                             trained.deploy["temperature"]).eval()
     threads = threads or torch.get_num_threads()
     sessions = {"onnx": OnnxClassifier(fp32, threads=threads),
                 "int8": OnnxClassifier(int8, threads=threads)}

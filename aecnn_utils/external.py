@@ -1,8 +1,9 @@
 """Scoring a finished run on a dataset folder it never saw: ``python -m aecnn_utils evaluate``.
 
 This is how a laboratory tests a trained model on its own cells, and how anyone checks a result
-on data the kit never saw. The run's own image size, resize mode, normalisation, label scheme
-and validation threshold are used; intervals come from a bootstrap over slides.
+on data the kit never saw. The run's own image size, resize mode, normalisation, label scheme,
+temperature (calibration, :mod:`aecnn_utils.calibration`) and validation threshold are used;
+intervals come from a bootstrap over slides.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from . import metrics as M
+from .calibration import apply_temperature, expected_calibration_error, log_probs
 from .config import ConfigError, RunConfig
 from .data import taxonomy
 from .data.cache import cache_images
@@ -52,9 +54,10 @@ def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str |
                  cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Score the best model of a finished run on every cell of ``dataset`` under ``root``.
 
-    Writes ``predictions.csv`` and ``metrics.json`` (at 0.5 and at the run's validation
-    threshold, 95% intervals from a bootstrap over ``patient_or_slide``; binary runs also
-    without the classes no training cell resembles) to ``out_dir`` (default
+    Writes ``predictions.csv`` and ``metrics.json`` (probabilities at the run's temperature;
+    at 0.5 and at the run's validation threshold, 95% intervals from a bootstrap over
+    ``patient_or_slide``; the expected calibration error with and without the temperature;
+    binary runs also without the classes no training cell resembles) to ``out_dir`` (default
     ``<run>/evaluate/<dataset>-<hash of root>/``) and returns the metrics.
     """
     run_dir = resolve_run(run)
@@ -71,8 +74,12 @@ def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str |
     frame = scan_dataset(dataset, root, scheme=config.scheme, **kwargs)
     cached = cache_images(frame, int(meta["image_size"]), cache_dir,
                           resize_mode=config.resize_mode, on_error=on_error, progress=progress)
-    labels, probs = checkpoint_probs(model, meta, cached, dev)
-    threshold = run_metrics.get("threshold", {}).get("value")
+    calibration = run_metrics.get("calibration") or {}
+    temperature = float(calibration.get("temperature", 1.0))
+    labels, probs = checkpoint_probs(model, meta, cached, dev, temperature=temperature)
+    # the run's threshold on the calibrated scale: the run's decisions
+    threshold = calibration.get("threshold_calibrated",
+                                run_metrics.get("threshold", {}).get("value"))
     cells = cached.frame
     groups, names = cells[CI_UNIT].to_numpy(), interval_names(class_names)
     result: dict[str, Any] = {
@@ -87,6 +94,12 @@ def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str |
             "metrics": M.classification_metrics(labels, probs, threshold=threshold),
             "ci": M.bootstrap_ci(labels, probs, names, n_boot=n_boot, seed=config.seed,
                                  threshold=threshold, groups=groups)}
+    if len(set(labels.tolist())) > 1:
+        raw = apply_temperature(log_probs(probs), 1 / temperature)  # softmax(logits)
+        result["calibration"] = {
+            "temperature": temperature, "fitted_on": calibration.get("fitted_on", "none"),
+            "ece": expected_calibration_error(labels, raw),
+            "ece_calibrated": expected_calibration_error(labels, probs)}
     seen = seen_mask(config, cells)
     if not seen.all() and len(set(labels[seen].tolist())) > 1:
         result["seen"] = {"excluded_classes": sorted(set(cells["source_class"][~seen])),
@@ -109,5 +122,9 @@ def summary_line(result: dict[str, Any]) -> str:
         t = result["threshold"]["metrics"]
         text += (f"; at the run's threshold {result['threshold']['value']:.3f}: sensitivity "
                  f"{t['sensitivity']:.3f}, specificity {t['specificity']:.3f}")
+    if "calibration" in result:
+        c = result["calibration"]
+        text += (f"; ECE {c['ece_calibrated']:.3f} at the run's temperature "
+                 f"{c['temperature']:.2f} ({c['ece']:.3f} without)")
     return text + f" -> {result['out_dir']}"
 

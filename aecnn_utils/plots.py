@@ -284,6 +284,32 @@ def plot_roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
     return fig
 
 
+def plot_reliability(curves: dict[str, dict], notice: str | None = None) -> plt.Figure:
+    """Reliability diagrams, one panel per model: each bin's mean predicted probability against
+    the share of its cells that are positive (binary: abnormal), before and after temperature
+    scaling (:func:`aecnn_utils.calibration.stored_reliability`); marker area ~ cells."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.6), squeeze=False)
+    for ax, (model, c) in zip(axes[0], curves.items(), strict=True):
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="calibrated")
+        for key, colour, what in (("before", "C3", "as trained"),
+                                  ("after", "C0", f"T = {c['temperature']:.2f}")):
+            bins = c[key]
+            ax.plot(bins["mean_prob"], bins["observed"], color=colour, marker="o", lw=1.2,
+                    ms=0, label=f"{what}: ECE {c[f'ece_{key}']:.3f}")
+            ax.scatter(bins["mean_prob"], bins["observed"], s=8 + 120 * bins["n"] /
+                       bins["n"].sum(), color=colour, zorder=3)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(model_label(model), fontsize=10)
+        ax.set_xlabel("predicted P(abnormal)" if c["binary"] else "top class's probability")
+        ax.legend(fontsize=7, loc="upper left")
+    binary = all(c["binary"] for c in curves.values())
+    axes[0][0].set_ylabel("observed share abnormal" if binary else "share correct")
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
 def plot_confusion_matrices(matrices: dict[str, np.ndarray], class_names: Sequence[str],
                             notice: str | None = None) -> plt.Figure:
     """One confusion matrix per model (rows: true class; counts and row percentages)."""

@@ -6,8 +6,9 @@ image is prepared exactly as the run's evaluation prepares a cell: decoded
 (:func:`aecnn_utils.data.images.load_image`), squared and resized with the run's resize mode
 (:func:`aecnn_utils.data.cache.square_resize`, as the image cache does), then the run's stain
 normalisation, input mode and normalisation (:func:`build_eval_transform`). One CSV row per
-image: the class with the highest probability, every class's probability, the run's validation
-threshold and the screening decision at it, and the error of an image that could not be read.
+image: the class with the highest probability, every class's probability (calibrated with the
+run's temperature, :mod:`aecnn_utils.calibration`), the run's validation threshold on that scale
+and the screening decision at it, and the error of an image that could not be read.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class TorchBackend:
         logits, _ = predict_logits(self.model, [(x, torch.zeros(len(x)))],  # type: ignore[arg-type]
                                    self.device, channels_last=self.channels_last,
                                    tta=self.metadata["tta"])
-        return softmax(logits).astype(np.float32)
+        return softmax(logits / self.metadata["temperature"]).astype(np.float32)
 
 
 def load_backend(model_path: str | Path, device: str = "auto",
@@ -164,8 +165,9 @@ def predictions_table(paths: Sequence[Path], probs: np.ndarray, errors: Sequence
                       metadata: dict[str, Any]) -> pd.DataFrame:
     """The CSV's rows: ``path``, ``class``, ``probability`` (of that class), ``prob_<class>``,
     ``threshold`` and ``decision`` (binary runs: the second class if its probability reaches
-    the run's validation threshold; otherwise the class), ``error``. Rows with an error have
-    no class or probabilities."""
+    the run's validation threshold; otherwise the class), ``temperature``, ``error``. The
+    probabilities are the run's calibrated ones (its temperature; 1 for runs without one).
+    Rows with an error have no class or probabilities."""
     names = list(metadata["class_names"])
     ok = np.array([not e for e in errors], dtype=bool)
     full = np.full((len(paths), len(names)), np.nan)
@@ -184,6 +186,7 @@ def predictions_table(paths: Sequence[Path], probs: np.ndarray, errors: Sequence
     else:
         table["threshold"] = np.nan
         table["decision"] = table["class"]
+    table["temperature"] = metadata.get("temperature", 1.0)
     table["error"] = list(errors)
     return table
 

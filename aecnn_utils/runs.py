@@ -188,12 +188,12 @@ def evaluate_checkpoint(run: RunResult, data: PreparedData, part: str,
 
 
 def checkpoint_probs(model: nn.Module, meta: dict[str, Any], cells: CachedImages,
-                     device: torch.device, rows: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and class probabilities of a trained model on cached cells (optionally only
-    ``rows``), with the normalisation, image size, input preparation (stain normalisation,
-    input mode) and inference options (TTA, AdaBN over these cells) its checkpoint ``meta``
-    records."""
+                     device: torch.device, rows: np.ndarray | None = None,
+                     temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and class probabilities (``softmax(logits / temperature)``) of a trained model on
+    cached cells (optionally only ``rows``), with the normalisation, image size, input
+    preparation (stain normalisation, input mode) and inference options (TTA, AdaBN over these
+    cells) its checkpoint ``meta`` records."""
     transform = build_eval_transform(int(meta["image_size"]), NormStats.from_dict(meta["norm"]),
                                      InputPrep.from_dict(meta.get("input")))
     dataset = CellDataset(cells, transform)
@@ -202,7 +202,7 @@ def checkpoint_probs(model: nn.Module, meta: dict[str, Any], cells: CachedImages
     logits, labels = predict_logits(model, make_loader(dataset, 128, shuffle=False,
                                                        device=device), device,
                                     **meta.get("inference", {}))
-    return labels, softmax(logits)
+    return labels, softmax(logits / temperature)
 
 
 # ----------------------------------------------------------------------------- results

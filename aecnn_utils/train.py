@@ -46,7 +46,7 @@ from .runs import (
 )
 
 #: Version of what a run reports from its outputs; finished runs of an older one are re-scored.
-EVALUATION_VERSION = 4
+EVALUATION_VERSION = 5  # 5: calibration (temperature, ECE)
 
 
 class TrainingDiverged(RuntimeError):

@@ -91,7 +91,10 @@ def test_metadata_round_trips(exported: tuple[Path, Path, str], run_dir: Path) -
     run_metrics = json.loads((run_dir / "metrics.json").read_text())
     norm = json.loads((run_dir / "norm.json").read_text())
     assert meta["format"] == ONNX_FORMAT and meta["precision"] == "float32"
-    assert meta["threshold"] == run_metrics["threshold"]["value"]
+    # the run's calibration: its temperature, and its threshold on the calibrated scale
+    assert meta["temperature"] == run_metrics["calibration"]["temperature"]
+    assert meta["threshold"] == run_metrics["calibration"]["threshold_calibrated"]
+    assert meta["threshold_uncalibrated"] == run_metrics["threshold"]["value"]
     assert meta["norm"]["mean"] == pytest.approx(norm["mean"])
     assert meta["norm"]["std"] == pytest.approx(norm["std"])
     assert meta["image_size"] == 32 and meta["resize_mode"] == "pad"

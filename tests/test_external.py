@@ -12,6 +12,7 @@ import torch
 
 from aecnn_utils import metrics as M
 from aecnn_utils.__main__ import main
+from aecnn_utils.calibration import apply_temperature, log_probs
 from aecnn_utils.config import profile_config
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.synthetic import generate_dataset
@@ -48,10 +49,16 @@ def test_evaluate_scores_every_cell_with_the_runs_threshold(
     again = M.classification_metrics(preds["label"], probs)
     assert result["metrics"]["roc_auc"] == pytest.approx(again["roc_auc"])
     run_metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert result["threshold"]["value"] == run_metrics["threshold"]["value"]
+    # the run's threshold moved to its temperature-scaled probabilities: the same decisions
+    calibration = run_metrics["calibration"]
+    assert result["calibration"]["temperature"] == calibration["temperature"]
+    assert result["threshold"]["value"] == calibration["threshold_calibrated"]
     t = result["threshold"]["value"]
     clear = np.abs(probs[:, 1] - t) > 1e-6  # the CSV holds float32 scores, rounded
     assert (preds["pred_val_threshold"] == (probs[:, 1] >= t))[clear].all()
+    raw = apply_temperature(log_probs(probs), 1 / calibration["temperature"])[:, 1]
+    clear &= np.abs(raw - run_metrics["threshold"]["value"]) > 1e-6
+    assert ((raw >= run_metrics["threshold"]["value"]) == (probs[:, 1] >= t))[clear].all()
     assert result["ci_unit"] == "patient_or_slide"
     assert result["ci"]["roc_auc"]["low"] <= result["metrics"]["roc_auc"] <= \
         result["ci"]["roc_auc"]["high"]

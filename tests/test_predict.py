@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from aecnn_utils.__main__ import main
+from aecnn_utils.calibration import apply_temperature, log_probs
 from aecnn_utils.data.cache import cache_images, transformed_cache
 from aecnn_utils.data.errors import DataWarning
 from aecnn_utils.data.readers import scan_dataset
@@ -81,13 +82,17 @@ def test_run_checkpoint_and_onnx_give_the_same_rows(run_dir: Path, onnx_path: Pa
         assert printed.count("\n") == 1 and "12 cells classified" in printed
         assert str(out) in printed
     run = tables["run"]
-    threshold = json.loads((run_dir / "metrics.json").read_text())["threshold"]["value"]
+    # the run's threshold on its temperature-scaled (calibrated) probabilities
+    calibration = json.loads((run_dir / "metrics.json").read_text())["calibration"]
+    threshold = calibration["threshold_calibrated"]
     assert list(run.columns) == ["path", "class", "probability", "prob_normal", "prob_abnormal",
-                                 "threshold", "decision", "error"]
+                                 "threshold", "decision", "temperature", "error"]
+    assert (run["temperature"] == calibration["temperature"]).all()
     assert len(run) == 12 and run["error"].isna().all()
     assert {Path(p).parent.name for p in run["path"]} == {"a", "c"}  # recursed, hidden left out
     probs = run[["prob_normal", "prob_abnormal"]].to_numpy()
-    assert probs[:, 1].std() > 0.01, "the test model must depend on its input"
+    raw = apply_temperature(log_probs(probs), 1 / calibration["temperature"])  # as trained
+    assert raw[:, 1].std() > 0.01, "the test model must depend on its input"
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose(run["probability"], probs.max(1))
     assert (run["class"] == np.where(probs[:, 1] > probs[:, 0], "abnormal", "normal")).all()
