@@ -461,3 +461,22 @@ def format_mean_std(mean: float, std: float, digits: int = 2, percent: bool = Tr
     if std is None or not math.isfinite(std):
         return text
     return f"{text} ± {std * scale:.{digits}f}"
+
+
+def bootstrap_group_mean(values: Any, groups: Any, n_boot: int = 1000,
+                         seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean of per-cell ``values`` from a bootstrap over
+    ``groups`` (slides: drawn with replacement, with all their cells); NaN, NaN for no
+    values."""
+    v, g = np.asarray(values, dtype=float), np.asarray(groups)
+    if v.shape != g.shape:
+        raise ValueError(f"one group per value: {g.shape} groups for {v.shape} values")
+    if v.size == 0:
+        return float("nan"), float("nan")
+    _, index = np.unique(g, return_inverse=True)
+    sums = np.bincount(index, weights=v)
+    counts = np.bincount(index).astype(float)
+    draws = np.random.default_rng(seed).integers(0, sums.size, size=(n_boot, sums.size))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    low, high = np.quantile(means, [_ALPHA, 1.0 - _ALPHA])
+    return float(low), float(high)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import matplotlib.pyplot as plt
@@ -16,6 +17,9 @@ from .data.explore import sample_rows
 from .data.taxonomy import DATASET_LABELS
 from .io import atomic_path
 from .models import model_label
+
+if TYPE_CHECKING:
+    from .explain import Explained
 
 
 def set_style() -> None:
@@ -305,6 +309,54 @@ def plot_reliability(curves: dict[str, dict], notice: str | None = None) -> plt.
         ax.legend(fontsize=7, loc="upper left")
     binary = all(c["binary"] for c in curves.values())
     axes[0][0].set_ylabel("observed share abnormal" if binary else "share correct")
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_explanations(e: Explained, per_class: int = 1,
+                      notice: str | None = None) -> plt.Figure:
+    """A grid of one model's maps (:func:`aecnn_utils.explain.explain_run`): a row per
+    publisher class, ``per_class`` correctly and incorrectly predicted cells each (the most
+    confident first), each as the cell with its nucleus outlined, Grad-CAM of the predicted
+    class and (AECNN) the spatial attention. Empty panels: no such cell."""
+    from .explain import overlay
+
+    classes = list(dict.fromkeys(e.cells["source_class"]))
+    panels = 3 if e.attention is not None else 2
+    picks = [(c, ok) for ok in (True, False) for c in [None] * per_class]
+    fig, axes = plt.subplots(len(classes), len(picks) * panels,
+                             figsize=(1.25 * len(picks) * panels, 1.35 * len(classes) + 0.6),
+                             squeeze=False)
+    for r, cls in enumerate(classes):
+        for ok_col, ok in enumerate((True, False)):
+            rows = e.cells[(e.cells["source_class"] == cls) & (e.cells["correct"] == ok)]
+            rows = rows.sort_values("prob_pred", ascending=False).index[:per_class]
+            for k in range(per_class):
+                base = (ok_col * per_class + k) * panels
+                for p in range(panels):
+                    _blank(axes[r, base + p])
+                if k >= len(rows):
+                    continue
+                i = rows[k]
+                cell = e.images[i].copy()
+                contours, _ = cv2.findContours(e.masks[i].astype(np.uint8), cv2.RETR_EXTERNAL,
+                                               cv2.CHAIN_APPROX_NONE)
+                cv2.drawContours(cell, contours, -1, (255, 255, 0), 1)
+                shown = [cell, overlay(e.images[i], e.cam[i])]
+                if e.attention is not None:
+                    shown.append(overlay(e.images[i], e.attention[i]))
+                for p, image in enumerate(shown):
+                    axes[r, base + p].imshow(image)
+                axes[r, base].set_title(f"{'right' if ok else 'wrong'} "
+                                        f"{e.cells['prob_pred'][i]:.2f}", fontsize=6, pad=2)
+        axes[r, 0].set_ylabel(str(cls).replace("_", " "), fontsize=7, rotation=0,
+                              ha="right", va="center")
+    names = ["cell, nucleus", "Grad-CAM", f"attention {e.attention_stage}"][:panels]
+    for c in range(len(picks) * panels):
+        axes[-1, c].set_xlabel(names[c % panels], fontsize=6)
+    fig.suptitle(f"{model_label(e.model)}: where it looks (left: right predictions, right: "
+                 "wrong ones)", fontsize=9)
     fig.tight_layout()
     add_notice(fig, notice)
     return fig
