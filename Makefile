@@ -2,6 +2,7 @@
 #   make reproduce   set up .venv, make data if none is configured, run the notebooks headless
 #   make tune        the learning-rate grid of every model under PROFILE (writes the profile's file)
 #   make study       the cross-dataset study under PROFILE (every method, across and in-domain)
+#   make ablation    the ablations of AECNN's attention and loss under PROFILE (notebook 07's runs)
 #   make bench       speed, memory and size of every model (figures/PROFILE/bench_models.json)
 #   make test        set up .venv, run pytest and nbval (the README's test command)
 #   make lab         open JupyterLab with the kit's kernel
@@ -14,7 +15,7 @@ PROFILE ?= smoke
 DATA_ROOT ?= $(AECNN_DATA_ROOT)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kernel reproduce tune study bench test test-fast lint lab data freeze clean
+.PHONY: setup kernel reproduce tune study ablation bench test test-fast lint lab data freeze clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,9 @@ tune: setup
 
 study: setup
 	$(PY) -m aecnn_utils study --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
+
+ablation: setup
+	$(PY) -m aecnn_utils ablation --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
 
 bench: setup
 	$(PY) benchmarks/bench_models.py --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")

@@ -155,6 +155,31 @@ def _study(args: argparse.Namespace) -> None:
             print(f"recipe recorded in {record_recipe(args.profile, table)}")
 
 
+def _ablation(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .ablation import (
+        ablation_caption,
+        ablation_data,
+        ablation_summary,
+        ablation_table,
+        format_ablation,
+        run_ablations,
+    )
+
+    overrides = parse_overrides(args.set or [])
+    if args.data_root is not None:
+        overrides["data_root"] = args.data_root
+    results = run_ablations(args.profile, args.ablations, args.runs_dir,
+                            settings=args.settings, epoch_bars=True, **overrides)
+    table = ablation_table(results, ablation_data(args.profile, args.settings, **overrides))
+    print(ablation_caption(table))
+    with pd.option_context("display.width", 220, "display.max_colwidth", 40):
+        print(format_ablation(table).to_string(index=False))
+        print(format_ablation(table, per_class=True).to_string(index=False))
+    print(ablation_summary(table))
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import run_notebooks
 
@@ -164,6 +189,7 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aecnn`` command."""
+    from .ablation import ABLATIONS
     from .config import PROFILE_NAMES
     from .data.synthetic import CRIC_LAYOUTS
     from .data.taxonomy import DATASET_NAMES, SCHEMES
@@ -272,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the table, do not record the chosen recipe in the profile")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
     p.set_defaults(func=_study)
+
+    p = sub.add_parser("ablation", help="the ablations of AECNN's attention and loss: train "
+                                        "(or reuse) each across datasets and in-domain, print "
+                                        "their table and what they say about the paper's claims")
+    p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
+    p.add_argument("--ablations", nargs="+", default=None, choices=list(ABLATIONS),
+                   help="default: every ablation of aecnn_utils.ablation.ABLATIONS")
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
+    p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
+    p.set_defaults(func=_ablation)
 
     p = sub.add_parser("reproduce", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)

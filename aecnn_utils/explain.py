@@ -39,7 +39,7 @@ from .data.segment import segment
 from .data.synthetic.layouts import HERLEV_MASK_COLORS
 from .data.transforms import NormStats, build_eval_transform
 from .metrics import bootstrap_group_mean
-from .models import AECNN, attention_maps
+from .models import AECNN, attention_maps, model_label
 from .runs import RunResult
 
 #: Smallest side (pixels) of the layer Grad-CAM reads (:func:`cam_layer`).
@@ -269,3 +269,21 @@ def nucleus_table(explained: dict[str, Explained], n_boot: int = 1000,
                     "ratio": ok[f"{name}_ratio"].mean(), "ratio_low": low, "ratio_high": high,
                     "mask": ", ".join(sorted(set(ok["mask"])))})
     return pd.DataFrame(rows)
+
+
+def nucleus_summary(table: pd.DataFrame) -> str:
+    """The nucleus check in words, from :func:`nucleus_table` (all classes): per model and map,
+    the mean ratio with its interval and what it shows: "on the nucleus" when the interval
+    lies above 1 (more mass there than a map spread evenly), "off the nucleus" below 1, else
+    "not shown"; the masks' origin."""
+    lines = []
+    for _, r in table[table["source_class"] == "all"].iterrows():
+        verdict = ("more on the nucleus than an even map" if r["ratio_low"] > 1 else
+                   "less on the nucleus than an even map" if r["ratio_high"] < 1 else
+                   "no preference shown")
+        lines.append(f"- {model_label(r['model'])}, {r['explanation']}: {100 * r['mass']:.1f}% "
+                     f"of the mass on the nucleus, which covers {100 * r['area']:.1f}% of the "
+                     f"cell image: ratio {r['ratio']:.2f} [{r['ratio_low']:.2f}, "
+                     f"{r['ratio_high']:.2f}], {verdict} ({int(r['n'])} cells; masks "
+                     f"{r['mask']}).")
+    return "\n".join(lines)

@@ -362,6 +362,61 @@ def plot_explanations(e: Explained, per_class: int = 1,
     return fig
 
 
+def plot_nucleus_share(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
+    """The nucleus check (:func:`aecnn_utils.explain.nucleus_table`): per publisher class, each
+    model's Grad-CAM ratio (mass share on the nucleus / its area share) with its 95% interval
+    over slides; 1 = a map spread evenly."""
+    cam = table[(table["explanation"] == "Grad-CAM") & (table["source_class"] != "all")]
+    classes = list(dict.fromkeys(cam["source_class"]))
+    models = list(dict.fromkeys(cam["model"]))
+    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2.5, 3.6))
+    width = 0.8 / max(1, len(models))
+    for k, model in enumerate(models):
+        rows = cam[cam["model"] == model].set_index("source_class").reindex(classes)
+        x = np.arange(len(classes)) + (k - (len(models) - 1) / 2) * width
+        err = np.vstack([rows["ratio"] - rows["ratio_low"], rows["ratio_high"] - rows["ratio"]])
+        ax.bar(x, rows["ratio"], width, color=f"C{k}", label=model_label(model),
+               yerr=np.nan_to_num(err), capsize=2, error_kw={"lw": 0.8})
+    ax.axhline(1.0, color="grey", ls="--", lw=1)
+    ax.set_xticks(np.arange(len(classes)))
+    ax.set_xticklabels([c.replace("_", " ") for c in classes], rotation=30, ha="right",
+                       fontsize=8)
+    ax.set_ylabel("Grad-CAM on nucleus / nucleus area")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_ablations(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
+    """The ablations as a forest plot (:func:`aecnn_utils.ablation.ablation_table`): each
+    ablation's AUC and 95% interval, across datasets and in-domain, coloured by group, with the
+    reference's AUC as a dashed line."""
+    settings = [(s, w) for s, w in (("cross", "across datasets"), ("in_domain", "in-domain"))
+                if f"{s}_auc" in table]
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings) + 1.5,
+                                                        0.32 * len(table) + 1.2),
+                             squeeze=False, sharey=True)
+    groups = list(dict.fromkeys(table["group"]))
+    y = np.arange(len(table))[::-1]
+    for ax, (setting, where) in zip(axes[0], settings, strict=True):
+        for g, group in enumerate(groups):
+            rows = (table["group"] == group).to_numpy()
+            auc = table.loc[rows, f"{setting}_auc"].to_numpy()
+            err = np.vstack([auc - table.loc[rows, f"{setting}_auc_low"].to_numpy(),
+                             table.loc[rows, f"{setting}_auc_high"].to_numpy() - auc])
+            ax.errorbar(auc, y[rows], xerr=np.nan_to_num(err), fmt="o", color=f"C{g}",
+                        capsize=2, ms=4, lw=1, label=group)
+        ax.axvline(table[f"{setting}_auc"].iloc[0], color="grey", ls="--", lw=1)
+        ax.set_xlabel(f"AUC, {where}")
+    axes[0][0].set_yticks(y)
+    axes[0][0].set_yticklabels(table["ablation"], fontsize=8)
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
 def plot_confusion_matrices(matrices: dict[str, np.ndarray], class_names: Sequence[str],
                             notice: str | None = None) -> plt.Figure:
     """One confusion matrix per model (rows: true class; counts and row percentages)."""
