@@ -181,10 +181,10 @@ def _ablation(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import run_notebooks
+    from .reproduce import published_dir, run_notebooks
 
     run_notebooks(args.profile, args.data_root, seed=args.seed, device=args.device,
-                  only=args.only)
+                  only=args.only, publish=published_dir(args.profile) if args.publish else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 02")
+    p.add_argument("--publish", action="store_true",
+                   help="also write readers' copies (no machine paths, small figures) to "
+                        "executed/<profile>/ of the checkout")
     p.set_defaults(func=_reproduce)
     return parser
 

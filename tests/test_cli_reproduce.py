@@ -59,7 +59,8 @@ def test_reproduce_injects_parameters_and_writes_outputs(
     ``notebooks/``, as the same folder."""
     monkeypatch.chdir(synthetic_root.parent)
     runs = run_notebooks("smoke", synthetic_root.name, runs_dir=tmp_path / "runs",
-                         figures_dir=tmp_path / "fig", only=["00"], log=lambda s: None)
+                         figures_dir=tmp_path / "fig", only=["00"], log=lambda s: None,
+                         publish=tmp_path / "pub")
     assert [r.name for r in runs] == ["00_overview.ipynb"]
     assert runs[0].output == tmp_path / "runs" / "smoke" / "notebooks" / "00_overview.ipynb"
     nb = nbformat.read(runs[0].output, as_version=4)
@@ -68,6 +69,13 @@ def test_reproduce_injects_parameters_and_writes_outputs(
     saved = json.loads((tmp_path / "fig" / "smoke" / "00_environment.json").read_text())
     assert saved["config"]["data_root"] == str(synthetic_root)
     assert "synthetic data" in saved["data"]
+    # the readers' copy: the same notebook, its folders as placeholders
+    published = nbformat.read(tmp_path / "pub" / "00_overview.ipynb", as_version=4)
+    (injected,) = [c for c in published.cells
+                   if "injected-parameters" in c.metadata.get("tags", [])]
+    assert 'data_root = "<data_root>"' in injected.source
+    assert 'figures_dir = "<figures_dir>"' in injected.source
+    assert str(tmp_path) not in (tmp_path / "pub" / "00_overview.ipynb").read_text()
 
 
 def test_reproduce_reports_the_failing_cell(tmp_path: Path) -> None:
