@@ -24,6 +24,8 @@ def _block(text: str, name: str) -> str | None:
     ("cpu-bench", "figures/cpu/bench_models.md"),
     ("cpu-layers", "figures/cpu/02_layer_table.md"),
     ("cpu-efficiency", "figures/cpu/06_summary.md"),
+    ("cpu-calibration", "figures/cpu/04_calibration_summary.md"),
+    ("cpu-nucleus", "figures/cpu/08_summary.md"),
 ])
 def test_readme_results_match_the_files_our_runs_wrote(block: str, source: str) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -90,3 +92,34 @@ def test_readme_reading_of_the_nucleus_feature_reference_holds() -> None:
     assert ref["cross_auc_low"] <= plain["cross_auc_high"]
     assert ref["cross_auc_high"] >= plain["cross_auc_low"]
     assert ref["in_domain_auc_high"] < plain["in_domain_auc_low"]
+
+
+def test_readme_reading_of_the_calibration_holds() -> None:
+    """README: the temperature lowers every model's NLL and Brier score, and barely moves the
+    ECE of AECNN and ResNet-50."""
+    import pandas as pd
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "lowers every model's NLL and Brier score" in readme
+    table = pd.read_csv(ROOT / "figures/cpu/04_calibration.csv").set_index("model")
+    assert (table["nll_calibrated"] < table["nll"]).all()
+    assert (table["brier_calibrated"] < table["brier"]).all()
+    assert "the ECE barely moves for AECNN and ResNet-50" in readme
+    for model in ("aecnn", "resnet50"):
+        assert abs(table.loc[model, "ece_calibrated"] - table.loc[model, "ece"]) < 0.01
+
+
+def test_readme_reading_of_the_nucleus_check_holds() -> None:
+    """README: AECNN's Grad-CAM favours the nucleus, not separated from ResNet-50's;
+    EfficientNet-B3's looks away; AECNN's spatial attention is at most 1.2x the area."""
+    import pandas as pd
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "AECNN's own spatial attention is nearly flat" in readme
+    table = pd.read_csv(ROOT / "figures/cpu/08_nucleus.csv")
+    rows = table[table["source_class"] == "all"].set_index(["model", "explanation"])
+    aecnn, resnet = rows.loc[("aecnn", "Grad-CAM")], rows.loc[("resnet50", "Grad-CAM")]
+    assert aecnn["ratio_low"] > 1 and aecnn["ratio_high"] >= resnet["ratio_low"]
+    assert rows.loc[("efficientnet_b3", "Grad-CAM"), "ratio_high"] < 1
+    attention = rows.loc["aecnn"].drop(index="Grad-CAM")
+    assert len(attention) and (attention["ratio"] <= 1.2).all()
