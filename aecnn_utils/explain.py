@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -33,10 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.cache import CachedImages, square_resize
-from .data.images import load_image
 from .data.prepare import PreparedData
+from .data.readers import annotated_nucleus
 from .data.segment import segment
-from .data.synthetic.layouts import HERLEV_MASK_COLORS
 from .data.transforms import NormStats, build_eval_transform
 from .metrics import bootstrap_group_mean
 from .models import AECNN, attention_maps, model_label
@@ -99,24 +97,6 @@ def grad_cam(model: nn.Module, images: torch.Tensor, targets: Sequence[int],
     finally:
         model.train(was_training)
     return np.clip(np.asarray(maps, dtype=np.float32), 0.0, 1.0)
-
-
-def herlev_mask_path(path: str | Path) -> Path:
-    """Where Herlev keeps the segmentation of a cell image: ``<stem>-d.bmp`` beside it."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}-d.bmp")
-
-
-def annotated_nucleus(path: str | Path) -> np.ndarray | None:
-    """The nucleus of a Herlev-layout cell from its ``*-d.bmp`` (pixels nearest the nucleus
-    colour), at the image's own size; ``None`` where the file has none."""
-    mask_path = herlev_mask_path(path)
-    if not mask_path.is_file():
-        return None
-    rgb = load_image(mask_path).astype(np.float32)
-    colours = np.array(list(HERLEV_MASK_COLORS.values()), dtype=np.float32)
-    nearest = np.argmin(((rgb[..., None, :] - colours) ** 2).sum(-1), axis=-1)
-    return nearest == list(HERLEV_MASK_COLORS).index("nucleus")
 
 
 def nucleus_masks(cells: CachedImages, resize_mode: str = "pad",

@@ -11,8 +11,8 @@ from torch import nn
 
 from aecnn_utils import plots
 from aecnn_utils.data.prepare import prepare_data
+from aecnn_utils.data.readers import annotated_nucleus
 from aecnn_utils.explain import (
-    annotated_nucleus,
     cam_layer,
     explain_run,
     grad_cam,

@@ -24,11 +24,12 @@ import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import taxonomy
 from .errors import DatasetNotFoundError, DataWarning, LabelError, LayoutError
-from .images import image_size, is_image_file
+from .images import image_size, is_image_file, load_image
 
 COLUMNS: tuple[str, ...] = (
     "path", "dataset", "source_class", "label_name", "label", "patient_or_slide",
@@ -235,6 +236,33 @@ def _is_herlev_root(root: Path) -> bool:
 
 def _is_herlev_mask(p: Path) -> bool:
     return p.stem.lower().endswith("-d")
+
+
+#: Herlev ``*-d.bmp`` segmentation colours (RGB): dark blue background, red cytoplasm,
+#: light-blue nucleus (the synthetic generator writes them flat, without anti-aliasing).
+HERLEV_MASK_COLORS: dict[str, tuple[int, int, int]] = {
+    "background": (0, 0, 128),
+    "cytoplasm": (255, 0, 0),
+    "nucleus": (0, 128, 255),
+}
+
+
+def herlev_mask_path(path: str | Path) -> Path:
+    """Where Herlev keeps the segmentation of a cell image: ``<stem>-d.bmp`` beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-d.bmp")
+
+
+def annotated_nucleus(path: str | Path) -> np.ndarray | None:
+    """The nucleus of a Herlev-layout cell from its ``*-d.bmp`` (each pixel the nearest of
+    :data:`HERLEV_MASK_COLORS`), at the image's own size; ``None`` where there is no mask."""
+    mask_path = herlev_mask_path(path)
+    if not mask_path.is_file():
+        return None
+    rgb = load_image(mask_path).astype(np.float32)
+    colours = np.array(list(HERLEV_MASK_COLORS.values()), dtype=np.float32)
+    nearest = np.argmin(((rgb[..., None, :] - colours) ** 2).sum(-1), axis=-1)
+    return nearest == list(HERLEV_MASK_COLORS).index("nucleus")
 
 
 def scan_herlev(root: str | Path, scheme: str = "binary") -> pd.DataFrame:

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..readers import CRIC_CSV_COLUMNS, crop_box
+from ..readers import CRIC_CSV_COLUMNS, HERLEV_MASK_COLORS, crop_box
 from ..taxonomy import DATASET_NAMES, source_classes
 from .cells import _CellSpec, _pick_archetype, _sample_cell
 from .render import _render_field, _render_single
@@ -38,13 +38,6 @@ SIPAKMED_CLUSTER_SIZE: tuple[int, int] = (256, 192)  # (width, height) of the NN
 # Class names and their order come from the taxonomy (one source of truth for the layouts).
 CLASSES: dict[str, tuple[str, ...]] = {name: source_classes(name) for name in DATASET_NAMES}
 
-# Herlev "-d.bmp" segmentation colours (RGB): dark blue background, red cytoplasm, light-blue
-# nucleus. Flat colours, no anti-aliasing.
-HERLEV_MASK_COLORS: dict[str, tuple[int, int, int]] = {
-    "background": (0, 0, 128),
-    "cytoplasm": (255, 0, 0),
-    "nucleus": (0, 128, 255),
-}
 
 # Stable integer keys for the per-cell random generators (never Python's hash()).
 _DATASET_KEY: dict[str, int] = {"sipakmed": 1, "herlev": 2, "cric": 3}
