@@ -1,0 +1,75 @@
+"""The executed ``cpu`` notebooks committed for readers (``executed/cpu/``): present for every
+notebook, run from the notebooks' current code, free of machine paths, small."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import cv2
+import nbformat
+import numpy as np
+import pytest
+
+from aecnn_utils.reproduce import MACHINE_PATH, notebook_paths, publish_notebook, published_dir
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: Largest published notebook (bytes): figures are re-encoded, dataset images only thumbnails.
+MAX_BYTES = 1_000_000
+
+
+def _code(nb: nbformat.NotebookNode) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"
+            and "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("source", notebook_paths(NOTEBOOKS), ids=lambda p: p.name[:2])
+def test_published_cpu_notebook_is_current_and_clean(source: Path) -> None:
+    published = published_dir("cpu") / source.name
+    fix = (f"run `python -m aecnn_utils reproduce --profile cpu --data-root DIR --only "
+           f"{source.name[:2]} --publish` and commit {published.parent.name}/cpu/{source.name}")
+    assert published.is_file(), f"{source.name} has no executed cpu copy: {fix}"
+    nb = nbformat.read(published, as_version=4)
+    assert _code(nb) == _code(nbformat.read(source, as_version=4)), \
+        f"{published.name} is older than the code of notebooks/{source.name}: {fix}"
+    (injected,) = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert 'profile = "cpu"' in injected.source
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), f"{published.name} was not run to the end"
+    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    text = published.read_text(encoding="utf-8")
+    assert not MACHINE_PATH.search(text), f"{published.name} holds a machine path: {fix}"
+    assert published.stat().st_size < MAX_BYTES
+
+
+def test_publish_notebook_cleans_a_copy(tmp_path: Path) -> None:
+    image = np.random.default_rng(0).integers(0, 255, (600, 1800, 3), dtype=np.uint8)
+    png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
+    cell = nbformat.v4.new_code_cell("print(1)", execution_count=1)
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="saved /home/me/kit/figures/a.png\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="100%|###| /tmp/x\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"}),
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "w"})]
+    cell.metadata["papermill"] = {"start_time": "2026-11-26", "duration": 1.0}
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["papermill"] = {"parameters": {"figures_dir": "/home/me/kit/figures"},
+                                "input_path": "/home/me/kit/notebooks/x.ipynb"}
+    executed = tmp_path / "x.ipynb"
+    nbformat.write(nb, executed)
+    out = publish_notebook(executed, tmp_path / "pub" / "x.ipynb",
+                           {"/home/me/kit": "<kit>", "/home/me": "~"})
+    clean = nbformat.read(out, as_version=4)
+    outputs = clean.cells[0].outputs
+    assert [o.output_type for o in outputs] == ["stream", "display_data"]  # no stderr, widget
+    assert outputs[0].text == "saved <kit>/figures/a.png\n"
+    assert "image/jpeg" in outputs[1].data and "image/png" not in outputs[1].data
+    small = cv2.imdecode(np.frombuffer(base64.b64decode(outputs[1].data["image/jpeg"]),
+                                       np.uint8), cv2.IMREAD_COLOR)
+    assert small.shape[1] == 900
+    assert "papermill" not in clean.cells[0].metadata
+    assert clean.metadata["papermill"]["parameters"] == {"figures_dir": "<kit>/figures"}
+    with pytest.raises(ValueError, match="machine path is left"):
+        publish_notebook(executed, tmp_path / "pub" / "y.ipynb", {})
+    assert not (tmp_path / "pub" / "y.ipynb").exists()  # nothing half written
