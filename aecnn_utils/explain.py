@@ -183,7 +183,7 @@ def explain_run(run: RunResult, data: PreparedData, part: str = "test",
     array = cells.array()
     images = np.stack([np.asarray(array[i]) for i in index])
     layer = cam_layer(model, images.shape[1])
-    logits, cams, attention, shares = [], [], {}, {}
+    logits, cams, attention, maps_by_name = [], [], {}, {}
     for start in range(0, len(images), batch_size):
         x = torch.stack([transform(image=im)["image"] for im in images[start:start + batch_size]]
                         ).to(dev)
@@ -210,7 +210,7 @@ def explain_run(run: RunResult, data: PreparedData, part: str = "test",
     table["mask"] = sources
     for name, maps in {"cam": cam, **{f"attention_{stage}": np.concatenate(v)
                                       for (stage, _), v in attention.items()}}.items():
-        shares[name] = maps
+        maps_by_name[name] = maps
         share = nucleus_share(maps, masks)
         for col in share:
             table[f"{name}_{col}"] = share[col].to_numpy()
@@ -218,7 +218,7 @@ def explain_run(run: RunResult, data: PreparedData, part: str = "test",
     chosen = max(wide, key=lambda k: int(k[0].removeprefix("stage")), default=None)
     chosen = chosen or next(iter(attention), None)
     return Explained(run.config.model, table, images, cam,
-                     shares[f"attention_{chosen[0]}"] if chosen else None,
+                     maps_by_name[f"attention_{chosen[0]}"] if chosen else None,
                      chosen[0] if chosen else None, masks)
 
 

@@ -324,9 +324,9 @@ def plot_explanations(e: Explained, per_class: int = 1,
 
     classes = list(dict.fromkeys(e.cells["source_class"]))
     panels = 3 if e.attention is not None else 2
-    picks = [(c, ok) for ok in (True, False) for c in [None] * per_class]
-    fig, axes = plt.subplots(len(classes), len(picks) * panels,
-                             figsize=(1.25 * len(picks) * panels, 1.35 * len(classes) + 0.6),
+    columns = 2 * per_class * panels  # right ones, then wrong ones
+    fig, axes = plt.subplots(len(classes), columns,
+                             figsize=(1.25 * columns, 1.35 * len(classes) + 0.6),
                              squeeze=False)
     for r, cls in enumerate(classes):
         for ok_col, ok in enumerate((True, False)):
@@ -353,7 +353,7 @@ def plot_explanations(e: Explained, per_class: int = 1,
         axes[r, 0].set_ylabel(str(cls).replace("_", " "), fontsize=7, rotation=0,
                               ha="right", va="center")
     names = ["cell, nucleus", "Grad-CAM", f"attention {e.attention_stage}"][:panels]
-    for c in range(len(picks) * panels):
+    for c in range(columns):
         axes[-1, c].set_xlabel(names[c % panels], fontsize=6)
     fig.suptitle(f"{model_label(e.model)}: where it looks (left: right predictions, right: "
                  "wrong ones)", fontsize=9)

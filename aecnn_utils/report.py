@@ -21,7 +21,7 @@ from .calibration import T_RANGE, reliability
 from .config import RunConfig
 from .data.prepare import PreparedData
 from .data.taxonomy import DATASET_LABELS
-from .evaluation import reference_scores
+from .evaluation import CALIBRATION_SCORES, reference_scores
 from .io import atomic_write_text
 from .models import model_label
 from .runs import RunResult, evaluate_checkpoint, results_table
@@ -283,11 +283,6 @@ def per_class_detection(run: RunResult, part: str = "test") -> pd.DataFrame:
     return table
 
 
-#: The calibration table's scores (:data:`aecnn_utils.evaluation.CALIBRATION_SCORES`).
-CALIBRATION_COLUMNS: tuple[str, ...] = ("temperature", "ece", "ece_calibrated", "nll",
-                                        "nll_calibrated", "brier", "brier_calibrated")
-
-
 def calibration_table(results: dict[str, Sequence[RunResult]]) -> pd.DataFrame:
     """One row per model: each calibration score on the report cells (mean, lowest and highest
     over every split of every seed; a run without repeated splits counts its configured split),
@@ -302,7 +297,7 @@ def calibration_table(results: dict[str, Sequence[RunResult]]) -> pd.DataFrame:
             continue
         row: dict[str, Any] = {"model": model, "n": len(scores),
                                "ece_lower": sum(s["ece_calibrated"] < s["ece"] for s in scores)}
-        for name in CALIBRATION_COLUMNS:
+        for name in CALIBRATION_SCORES:
             values = [s[name] for s in scores]
             row[name] = float(np.mean(values))
             row[f"{name}_min"], row[f"{name}_max"] = float(np.min(values)), float(np.max(values))

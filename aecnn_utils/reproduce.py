@@ -81,7 +81,8 @@ def publish_notebook(executed: Path, out: Path, replacements: dict[str, str]) ->
     atomically."""
     import nbformat
 
-    order = sorted(replacements.items(), key=lambda kv: -len(kv[0]))
+    order = sorted(((old, new) for old, new in replacements.items() if old),  # "" = unset
+                   key=lambda kv: -len(kv[0]))
 
     def clean(text: Any) -> Any:
         if isinstance(text, list):
@@ -175,6 +176,10 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
              if not only or any(p.name.startswith(o) for o in only)]
     if not paths:
         raise ValueError(f"no notebook matches {list(only or [])}")
+    placeholders = {candidates["data_root"]: "<data_root>",  # for the published copies
+                    candidates["figures_dir"]: "<figures_dir>",
+                    candidates["runs_dir"]: "<runs_dir>", str(root): "<kit>",
+                    str(Path.home()): "~"}
     results: list[NotebookRun] = []
     start_all = time.perf_counter()
     for k, path in enumerate(paths, start=1):
@@ -195,11 +200,7 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
         seconds = time.perf_counter() - start
         log(f"[{k}/{len(paths)}] {path.name} done in {seconds:.1f} s -> {output}")
         if publish:
-            published = publish_notebook(output, Path(publish) / path.name, {
-                candidates["data_root"] or "\0": "<data_root>",
-                candidates["figures_dir"]: "<figures_dir>",
-                candidates["runs_dir"]: "<runs_dir>", str(root): "<kit>",
-                str(Path.home()): "~"})
+            published = publish_notebook(output, Path(publish) / path.name, placeholders)
             log(f"[{k}/{len(paths)}] published -> {published}")
         results.append(NotebookRun(path.name, output, seconds))
     log(f"{len(results)} notebook(s) in {time.perf_counter() - start_all:.1f} s; "

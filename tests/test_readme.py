@@ -122,6 +122,8 @@ def test_readme_reading_of_the_nucleus_check_holds() -> None:
     rows = table[table["source_class"] == "all"].set_index(["model", "explanation"])
     aecnn, resnet = rows.loc[("aecnn", "Grad-CAM")], rows.loc[("resnet50", "Grad-CAM")]
     assert aecnn["ratio_low"] > 1 and aecnn["ratio_high"] >= resnet["ratio_low"]
+    assert "about a quarter more of its mass on the nucleus" in readme
+    assert 1.2 <= aecnn["ratio"] <= 1.3
     assert rows.loc[("efficientnet_b3", "Grad-CAM"), "ratio_high"] < 1
     attention = rows.loc["aecnn"].drop(index="Grad-CAM")
     assert len(attention) and (attention["ratio"] <= 1.2).all()
@@ -141,3 +143,12 @@ def test_readme_reading_of_the_ablations_holds() -> None:
     table = pd.read_csv(ROOT / "figures/cpu/07_ablations.csv").set_index("ablation")
     assert (table.loc["AECNN (parallel, hybrid)", "cross_sensitivity"]
             < table.loc["loss: weighted CE", "cross_sensitivity"])
+    # "moves the AUC across datasets by at most a few hundredths", "in-domain ... 0.97-0.98"
+    attention = table[table["group"].isin(["reference", "attention"])]
+    assert "by at most a few hundredths" in readme and "score about 0.97-0.98" in readme
+    assert attention["cross_auc"].max() - attention["cross_auc"].min() < 0.05
+    assert attention["in_domain_auc"].between(0.97, 0.98).all()
+    # "differences smaller than about 0.1 in AUC cannot be told apart"
+    assert "differences smaller than about 0.1 in AUC cannot be told apart" in readme
+    half_widths = (table["cross_auc_high"] - table["cross_auc_low"]) / 2
+    assert (half_widths > 0.09).all()
