@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from . import grid as G
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -121,63 +128,87 @@ def _export(args: argparse.Namespace) -> None:
               "of the run")
 
 
-def _tune(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from .tune import tune
-
+def _grid_overrides(args: argparse.Namespace) -> dict[str, object]:
     overrides = parse_overrides(args.set or [])
     if args.data_root is not None:
         overrides["data_root"] = args.data_root
-    table = tune(args.profile, args.models, args.lrs, args.runs_dir, write=not args.dry_run,
-                 **overrides)
-    with pd.option_context("display.width", 160):
-        print(table.to_string(index=False))
+    return overrides
+
+
+def _show(result: G.GridResult, comparisons: list[G.Comparison], pretty: pd.DataFrame,
+          caption: str, words: str, out: str | None, stem: str) -> None:
+    """Print a grid's table, caption and words; with ``--out`` also write its files."""
+    import pandas as pd
+
+    from .report import write_grid
+
+    print(caption)
+    with pd.option_context("display.width", 220, "display.max_colwidth", 44):
+        print(pretty.to_string(index=False))
+    print(words)
+    if out:
+        for path in write_grid(result, comparisons, Path(out) / stem, caption, pretty):
+            print(f"wrote {path}")
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from . import grid as G
+    from . import report
+    from .tune import tune
+
+    result = tune(args.profile, args.models, args.lrs, args.runs_dir, write=not args.dry_run,
+                  seeds=args.seeds, **_grid_overrides(args))
+    comparisons = report.table2_comparisons(result) if "aecnn" in args.models else []
+    _show(result, comparisons, report.grid_table2(result),
+          G.grid_caption(result, "Table 2", len(comparisons)),
+          report.grid_summary(result, comparisons), args.out, "table2")
 
 
 def _study(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from . import grid as G
+    from .study import PROCEDURE, record_study, study_comparisons, study_grid, study_words
 
-    from .study import format_study, record_recipe, run_study, study_summary, study_table
-
-    overrides = parse_overrides(args.set or [])
-    if args.data_root is not None:
-        overrides["data_root"] = args.data_root
-    results = run_study(args.profile, args.methods, args.runs_dir, settings=args.settings,
-                        reference=not args.no_reference, epoch_bars=True, model=args.model,
-                        **overrides)
-    table = study_table(results)
-    with pd.option_context("display.width", 200, "display.max_colwidth", 40):
-        print(format_study(table).to_string(index=False))
-    if set(args.settings) == {"cross", "in_domain"} and "plain" in table["method"].tolist():
-        print(study_summary(table))
-        if not args.dry_run:
-            print(f"recipe recorded in {record_recipe(args.profile, table)}")
+    overrides = {"model": args.model, **_grid_overrides(args)}
+    grid = study_grid(args.profile, args.methods, settings=args.settings,
+                      reference=not args.no_reference, seeds=args.seeds)
+    result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True, **overrides),
+                          G.grid_data(grid, **overrides))
+    comparisons = study_comparisons(result) if "cross" in args.settings else []
+    columns = [(s, m.key) for s in args.settings for m in G.SCREENING]
+    _show(result, comparisons, G.wide_table(result, columns, new_slides="roc_auc"),
+          G.grid_caption(result, "The cross-dataset study", len(comparisons)),
+          study_words(result, comparisons) if "plain" in {a.name for a in grid.arms}
+          and comparisons else "", args.out, "study")
+    if not args.dry_run and ("cross", PROCEDURE) in result.scores:
+        print(f"recipe recorded in {record_study(args.profile, result)}")
 
 
 def _ablation(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from . import grid as G
+    from .ablation import ablation_comparisons, ablation_grid, ablation_metrics, ablation_words
 
-    from .ablation import (
-        ablation_caption,
-        ablation_data,
-        ablation_summary,
-        ablation_table,
-        format_ablation,
-        run_ablations,
-    )
+    overrides = _grid_overrides(args)
+    grid = ablation_grid(args.profile, args.ablations, settings=args.settings, seeds=args.seeds)
+    data = G.grid_data(grid, **overrides)
+    metrics = ablation_metrics(data[grid.settings[0]])
+    result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True, **overrides),
+                          data, metrics)
+    comparisons = [c for s in args.settings for c in ablation_comparisons(result, data[s], s)]
+    columns = [(s, m.key) for s in args.settings for m in metrics]
+    _show(result, comparisons, G.wide_table(result, columns, new_slides="roc_auc"),
+          G.grid_caption(result, "Ablations of AECNN", len(comparisons) // len(args.settings)),
+          ablation_words(comparisons), args.out, "ablations")
 
-    overrides = parse_overrides(args.set or [])
-    if args.data_root is not None:
-        overrides["data_root"] = args.data_root
-    results = run_ablations(args.profile, args.ablations, args.runs_dir,
-                            settings=args.settings, epoch_bars=True, **overrides)
-    table = ablation_table(results, ablation_data(args.profile, args.settings, **overrides))
-    print(ablation_caption(table))
-    with pd.option_context("display.width", 220, "display.max_colwidth", 40):
-        print(format_ablation(table).to_string(index=False))
-        print(format_ablation(table, per_class=True).to_string(index=False))
-    print(ablation_summary(table))
+
+def _grid_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every grid command shares."""
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="training seeds across datasets (default: aecnn_utils.grid.CROSS_SEEDS "
+                        "of the profile, else its own)")
+    p.add_argument("--out", default=None,
+                   help="folder to write the table (records CSV, Markdown, LaTeX) and its "
+                        "paired comparisons to")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -280,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
     p.add_argument("--dry-run", action="store_true", help="print the table, record nothing")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
+    _grid_arguments(p)
     p.set_defaults(func=_tune)
 
     p = sub.add_parser("study", help="the cross-dataset study: train (or reuse) every method "
@@ -296,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
     p.add_argument("--dry-run", action="store_true",
                    help="print the table, do not record the chosen recipe in the profile")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
+    _grid_arguments(p)
     p.set_defaults(func=_study)
 
     p = sub.add_parser("ablation", help="the ablations of AECNN's attention and loss: train "
@@ -308,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
+    _grid_arguments(p)
     p.set_defaults(func=_ablation)
 
     p = sub.add_parser("reproduce", help="run the notebooks headless with papermill")

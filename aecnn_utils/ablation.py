@@ -7,9 +7,11 @@ AECNN, trained and scored exactly as the cross-dataset study's methods
 (:func:`aecnn_utils.study.study_config`: across datasets over the profile's seeds and repeated
 splits, and in-domain on a grouped SIPaKMeD split), so its rows carry the same intervals.
 
-The ``cpu`` profile ablates the ``fast`` layer table (:data:`ABLATION_MODEL`): same attention
-at 28, 14 and 7 px, a quarter of ``base``'s cost, so that 11 ablations x 4 runs fit a 2-core
-CPU. The other profiles ablate the published (``base``) model.
+The ablations are arms of one experiment grid (:func:`ablation_grid`, :mod:`aecnn_utils.grid`)
+whose reference arm is the study's "plain" (the same runs): on the ``cpu`` profile AECNN's
+``fast`` layer table (:data:`aecnn_utils.study.STUDY_MODEL`: same attention at 28, 14 and 7 px,
+a quarter of ``base``'s cost) at the profile's own learning rate. Each claim is a paired
+comparison of two arms (:data:`CLAIMS`), Holm-corrected over the claims of a setting.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import grid as G
 from . import metrics as M
 from .config import RunConfig
 from .data.prepare import PreparedData, prepare_data
 from .evaluation import CI_UNIT, softmax, split_halves
 from .report import compare_intervals, interval_cell
 from .runs import RunResult, results_table
-from .study import SETTINGS, spread_text, study_config
+from .study import SETTINGS, STUDY_MODEL, spread_text
 from .train import train_config
 
 #: The reference row: AECNN as the paper describes it (parallel fusion, hybrid loss).
@@ -47,24 +50,81 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "loss: hybrid, gamma=4": ("loss grid", {"gamma": 4.0}),
     "loss: hybrid, alpha=class weights": ("loss grid", {"focal_alpha": "weights"}),
 }
-#: Model arguments every ablation of a profile shares (others: the published ``base`` table).
-ABLATION_MODEL: dict[str, dict[str, Any]] = {"cpu": {"layers": "fast"}}
+#: Model arguments every ablation of a profile shares (the study's).
+ABLATION_MODEL = STUDY_MODEL
+#: The paper's claims as paired comparisons: (title, first arm, second arm, metric); the
+#: metric "minority recall" is the training minority class's recall (Theorem 1's).
+CLAIMS: tuple[tuple[str, str, str, str], ...] = (
+    ("Theorem 1: hybrid lowers the error on the minority class against weighted CE",
+     REFERENCE, "loss: weighted CE", "minority recall"),
+    ("Attention helps", REFERENCE, "attention: none", "roc_auc"),
+    ("Parallel fusion beats sequential", REFERENCE, "attention: sequential", "roc_auc"),
+    ("Channel attention beats none", "attention: channel only", "attention: none", "roc_auc"),
+    ("Spatial attention beats none", "attention: spatial only", "attention: none", "roc_auc"),
+    ("Hybrid beats cross-entropy", REFERENCE, "loss: cross-entropy", "roc_auc"),
+    ("Hybrid beats focal alone", REFERENCE, "loss: focal", "roc_auc"),
+)
+
+
+def ablation_grid(profile: str, names: Sequence[str] | None = None, *,
+                  settings: Sequence[str] = SETTINGS,
+                  seeds: Sequence[int] | None = None) -> G.Grid:
+    """The ablations as a grid: one arm per ablation (default all of :data:`ABLATIONS`)."""
+    names = list(names or ABLATIONS)
+    for name in names:
+        if name not in ABLATIONS:
+            raise ValueError(f"ablation {name!r} is not valid; choose one of: "
+                             f"{', '.join(ABLATIONS)}")
+    model = ABLATION_MODEL.get(profile)
+    return G.Grid(profile, tuple(G.Arm(n, ABLATIONS[n][1], group=ABLATIONS[n][0])
+                                 for n in names), tuple(settings),
+                  {"model_kwargs": model} if model else {}, tuple(seeds) if seeds else None)
 
 
 def ablation_config(profile: str, name: str, setting: str = "cross",
                     **overrides: Any) -> RunConfig:
-    """The config of ablation ``name`` in ``setting`` (``cross`` or ``in_domain``): the
-    study's protocol (:func:`aecnn_utils.study.study_config`, "plain") with the ablation's
-    changes and the profile's :data:`ABLATION_MODEL`; ``overrides`` go to every config."""
-    if name not in ABLATIONS:
-        raise ValueError(f"ablation {name!r} is not valid; choose one of: "
-                         f"{', '.join(ABLATIONS)}")
-    changes = dict(ABLATIONS[name][1])
-    model_kwargs = {**ABLATION_MODEL.get(profile, {}), **overrides.pop("model_kwargs", {}),
-                    **changes.pop("model_kwargs", {})}
-    if model_kwargs:
-        changes["model_kwargs"] = model_kwargs
-    return study_config(profile, "plain", setting, **{**overrides, **changes})
+    """The config of ablation ``name`` in ``setting`` (``cross`` or ``in_domain``), as the
+    ablation grid trains it; ``overrides`` go to every config (``seeds``: the grid's)."""
+    seeds = overrides.pop("seeds", None)
+    grid = ablation_grid(profile, [name], settings=(setting,), seeds=seeds)
+    return grid.config(grid.arm(name), "", setting, **overrides)
+
+
+def minority_metric(data: PreparedData) -> G.Metric:
+    """Theorem 1's metric: the recall of the class with fewest training cells (sensitivity
+    when it is the positive class, else specificity)."""
+    minority = int(np.argmin(np.asarray(data.train_counts)))
+    names = data.class_names
+    return G.Metric("recall" if minority == len(names) - 1 else "specificity")
+
+
+def ablation_metrics(data: PreparedData) -> tuple[G.Metric, ...]:
+    """The ablation table's metrics: the screening ones, sensitivity and specificity at 0.5,
+    and the sensitivity of each abnormal publisher class of the report cells."""
+    pool = data.frame("pool")
+    classes = dict.fromkeys(pool.loc[pool["label"] == 1, "source_class"])
+    return (*G.SCREENING, G.Metric("recall"), G.Metric("specificity"),
+            *(G.Metric("recall", cls=c) for c in classes))
+
+
+def ablation_comparisons(result: G.GridResult, data: PreparedData,
+                         setting: str = "cross") -> list[G.Comparison]:
+    """The :data:`CLAIMS` of ``setting`` as paired comparisons (one Holm family)."""
+    minority = minority_metric(data).key
+    return G.compare_scores([(result.scores[setting, a], result.scores[setting, b],
+                              minority if m == "minority recall" else m)
+                             for _, a, b, m in CLAIMS
+                             if (setting, a) in result.scores and (setting, b) in result.scores],
+                            setting)
+
+
+def ablation_words(comparisons: Sequence[G.Comparison]) -> str:
+    """The claims in words, from the paired comparisons: "supported" when shown in the
+    claim's favour, "contradicted" when shown against it, else "not shown"."""
+    titles = {(a, b): t for t, a, b, _ in CLAIMS}
+    word = {"higher": "supported", "lower": "contradicted", "not shown": "not shown"}
+    return "\n".join(f"- **{titles[c.first, c.second]}** ({G.SETTING_WORDS[c.setting]}): "
+                     f"{word[c.verdict]}; {G.words(c)}." for c in comparisons)
 
 
 def run_ablations(profile: str, names: Sequence[str] | None = None,

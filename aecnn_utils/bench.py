@@ -297,7 +297,7 @@ def bench_pipeline(config: RunConfig, batches: int = 20, cache_dir: str | None =
 #: (same protocol and seeds for both, :mod:`aecnn_utils.study`), the references from their
 #: Table 2 runs (:func:`aecnn_utils.train.train_models`).
 AUC_SOURCES: dict[str, tuple[str, str]] = {
-    "AECNN (parallel)": ("study", "plain"),
+    "AECNN (parallel)": ("study", "model: base layer table"),
     "AECNN fast (parallel)": ("study", "model: fast layer table"),
     "MobileNetV3-Small": ("model", "mobilenet_v3_small"),
     "EfficientNet-B3": ("model", "efficientnet_b3"),
@@ -307,10 +307,9 @@ AUC_SOURCES: dict[str, tuple[str, str]] = {
 
 def _study_seeds(profile: str, seed: int) -> tuple[int, ...]:
     """The study's training seeds of ``profile`` across datasets, counted from ``seed``."""
-    from .config import profile_config
-    from .study import CROSS_SEEDS
+    from .grid import Grid
 
-    return tuple(seed + s for s in CROSS_SEEDS.get(profile, profile_config(profile).seeds))
+    return tuple(seed + s for s in Grid(profile, ()).cross_seeds())
 
 
 def model_aucs(profile: str, runs_dir: str | Path | None = None, *, seed: int = 0,

@@ -415,15 +415,16 @@ def recipe_values(profile: str) -> dict[str, Any]:
                 .get("changes") or {})
 
 
-def profile_config(profile: str, *, recipe: bool = True, **overrides: Any) -> RunConfig:
+def profile_config(profile: str, *, recipe: bool = True, tuned: bool = True,
+                   **overrides: Any) -> RunConfig:
     """The named profile's configuration for ``overrides["model"]`` (default AECNN): the
     profile's values, then the method the cross-dataset study chose for the profile (unless
-    ``recipe=False``: the plain recipe), then the values ``tune`` chose for that model, then
-    ``overrides``."""
+    ``recipe=False``: the plain recipe), then the values ``tune`` chose for that model (unless
+    ``tuned=False``: the profile's own), then ``overrides``."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is not valid; choose one of: "
                           f"{', '.join(PROFILE_NAMES)}")
     chosen = recipe_values(profile) if recipe else {}
-    tuned = tuned_values(profile, str(overrides.get("model", RunConfig.model)))
-    return RunConfig.from_dict({"profile": profile, **PROFILES[profile], **chosen, **tuned,
+    values = tuned_values(profile, str(overrides.get("model", RunConfig.model))) if tuned else {}
+    return RunConfig.from_dict({"profile": profile, **PROFILES[profile], **chosen, **values,
                                 **overrides})

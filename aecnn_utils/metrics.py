@@ -37,6 +37,7 @@ from sklearn.metrics import roc_curve
 __all__ = [
     "SCALAR_METRICS",
     "TABLE_METRICS",
+    "batch_metrics",
     "bootstrap_ci",
     "bootstrap_mean_ci",
     "classification_metrics",
@@ -226,7 +227,7 @@ def _class_auc(y: np.ndarray, probs: np.ndarray, weights: np.ndarray, k: int) ->
     return _auc(*_pooled_counts(probs[:, k], (y == k).astype(np.float64), weights))
 
 
-def _batch_metrics(
+def batch_metrics(
     y: np.ndarray, probs: np.ndarray, pred: np.ndarray, weights: np.ndarray, metrics: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Scalar ``metrics`` ``(B,)`` for each row of cell weights ``(B, N)`` (bootstrap replicates).
@@ -281,7 +282,7 @@ def classification_metrics(
     pred = _predict(p, thr)
     ones = np.ones((1, y.size))
     metrics = SCALAR_METRICS if c == 2 else SCALAR_METRICS[:_N_MULTICLASS]
-    scalars = _batch_metrics(y, p, pred, ones, metrics)
+    scalars = batch_metrics(y, p, pred, ones, metrics)
     out: dict[str, Any] = {k: float(v[0]) for k, v in scalars.items()}
     if c == 2:
         out["threshold"] = thr
@@ -354,7 +355,7 @@ def bootstrap_ci(
         weights = counts.astype(np.float64)
         if group_index is not None:
             weights = weights[:, group_index]
-        for m, values in _batch_metrics(y, p, pred, weights, names).items():
+        for m, values in batch_metrics(y, p, pred, weights, names).items():
             replicates[m][start : start + n_rep] = values
     out = {}
     for m in names:
@@ -396,7 +397,7 @@ def bootstrap_mean_ci(
     draws += (np.arange(n_boot) * uniques.size)[:, None]
     weights = np.bincount(draws.ravel(), minlength=n_boot * uniques.size).reshape(
         n_boot, uniques.size).astype(np.float64)[:, group_index]
-    per_set = [_batch_metrics(y[r], p, pred, weights[:, r], names) for r, p, pred, _ in sets]
+    per_set = [batch_metrics(y[r], p, pred, weights[:, r], names) for r, p, pred, _ in sets]
     out = {}
     for m in names:
         replicates = _nanmean(np.stack([values[m] for values in per_set], axis=1))

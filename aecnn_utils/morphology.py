@@ -73,8 +73,8 @@ def fit_reference(config: RunConfig, runs_dir: str | Path | None = None, *,
     data.check_matches(config)
     run_id = f"{NAME}{FEATURES_VERSION}" + config.run_id(data.fingerprint)[len(config.model):]
     run_dir = Path(runs_dir or default_runs_dir()) / config.profile / run_id
-    if (run_dir / "metrics.json").is_file():
-        return load_run(run_dir)
+    if (run_dir / "metrics.json").is_file() and (run_dir / "epochs.npz").is_file():
+        return load_run(run_dir)  # a folder of before epochs.npz was kept is fitted again
     x_train = feature_matrix(data.caches["train"], progress)
     y_train = data.frame("train")["label"].to_numpy()
     x_pool = feature_matrix(data.caches["pool"], progress)
@@ -88,6 +88,8 @@ def fit_reference(config: RunConfig, runs_dir: str | Path | None = None, *,
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
     atomic_write_text(run_dir / "history.csv", "epoch\n")
+    with atomic_path(run_dir / "epochs.npz") as tmp, tmp.open("wb") as f:
+        np.savez(f, logits=outputs.astype(np.float32))  # as a network's run keeps its epochs
     threshold = final.get("threshold", {}).get("value")
     write_predictions(run_dir, data, probs, threshold)
     coef = model[-1].coef_

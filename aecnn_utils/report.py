@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import grid as G
 from . import metrics as M
 from .calibration import T_RANGE, reliability
 from .config import RunConfig
@@ -24,7 +25,7 @@ from .data.taxonomy import DATASET_LABELS
 from .evaluation import CALIBRATION_SCORES, reference_scores
 from .io import atomic_write_text
 from .models import model_label
-from .runs import RunResult, evaluate_checkpoint, results_table
+from .runs import RunResult, evaluate_checkpoint, results_table, trained_on
 
 #: Table 2 of the paper ("Performance comparison across models (mean values)"); percent, AUC as
 #: a fraction. Reported numbers, not ours.
@@ -113,6 +114,65 @@ def table2(results: dict[str, Sequence[RunResult]], block: str = "test") -> pd.D
     interval of the configured split; percent, AUC as a fraction) beside the paper's values."""
     check_comparable(results)
     return _numeric(results_table(results, block).set_index("model"), METRIC_LABELS, True)
+
+
+def grid_table2(result: G.GridResult) -> pd.DataFrame:
+    """Table 2 from the model grid (:func:`aecnn_utils.tune.tune`): per model each of the
+    paper's metrics as a :func:`aecnn_utils.grid.cell` (nested choices, seeds, slide-level
+    interval), the paper's value beside it, AUC on new slides and the learning rates the splits
+    chose."""
+    rows = []
+    for arm in result.grid.arms:
+        row = {"Model": model_label(arm.name)}
+        for metric, label in METRIC_LABELS.items():
+            row[f"{label} (ours)"] = G.cell(result.estimate(arm.name, metric))
+            paper = PAPER_TABLE2.get(arm.name, {}).get(metric)
+            row[f"{label} (paper)"] = "-" if paper is None else (
+                f"{paper:.3f}" if metric == "roc_auc" else f"{paper:.2f}")
+        auc = result.estimate(arm.name, "roc_auc")
+        row["AUC, new slides (95%)"] = G.new_slides_cell(auc)
+        row["Learning rate (splits)"] = ", ".join(f"{c.removeprefix('lr ')} ({n})"
+                                                  for c, n in auc.chosen)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table2_comparisons(result: G.GridResult, ours: str = "aecnn") -> list[G.Comparison]:
+    """AECNN against every other model on the screening metrics (one Holm family)."""
+    return G.compare(result, [(ours, a.name) for a in result.grid.arms if a.name != ours],
+                     G.SCREENING)
+
+
+def grid_summary(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> str:
+    """Table 2 in words, from the records: each model's AUC with its range on new slides and
+    the optimism of choosing its learning rate once on all cells, then each paired comparison
+    (AUC; the rest in the comparisons table)."""
+    lines = []
+    for arm in result.grid.arms:
+        e = result.estimate(arm.name, "roc_auc")
+        lines.append(f"- {model_label(arm.name)}: AUC {G.cell(e)} (new slides "
+                     f"{G.new_slides_cell(e)}); with its learning rate chosen once on all "
+                     f"cells ({e.all_cells_choice}) {e.all_cells:.3f} "
+                     f"({e.all_cells - e.value:+.3f}).")
+    labels = {a.name: model_label(a.name) for a in result.grid.arms}
+    lines += [f"- {G.words(c, labels)}." for c in comparisons if c.metric == "roc_auc"]
+    frame = result.frame()
+    auc = frame[frame["metric"] == "roc_auc"]
+    lines.append(trained_on_line(zip(auc["arm"].map(model_label), auc["device"], strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def write_grid(result: G.GridResult, comparisons: Sequence[G.Comparison], stem: str | Path,
+               caption: str, pretty: pd.DataFrame) -> list[Path]:
+    """A grid's table as :func:`write_table` writes one (the records as ``stem.csv``, the
+    readable table as ``.md`` and ``.tex``) and its comparisons as
+    ``stem_comparisons.csv``."""
+    stem = Path(stem)
+    written = write_table(result.frame(), stem, caption, pretty)
+    frame = G.comparisons_frame(comparisons)
+    path = stem.with_name(f"{stem.name}_comparisons.csv")
+    written.append(atomic_write_text(path, frame.to_csv(index=False)))
+    return written
 
 
 def screening_table(results: dict[str, Sequence[RunResult]], data: PreparedData,
@@ -430,12 +490,6 @@ def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]
                      f"cells), {top}'s AUC is {best['roc_auc_seen']:.3f} and its balanced "
                      f"accuracy {best['balanced_accuracy_seen']:.1f}%.")
     return "\n".join(lines) + "\n"
-
-
-def trained_on(run: RunResult) -> str:
-    """Where a run trained, as its metrics recorded it (CUDA with mixed precision noted)."""
-    device = str(run.metrics.get("device", "an unrecorded device"))
-    return f"{device} (mixed precision)" if device.startswith("cuda") and run.config.amp else device
 
 
 def trained_on_line(pairs: Iterable[tuple[str, str]], what: str = "") -> str:

@@ -276,6 +276,12 @@ def _range(values: Sequence[float | None]) -> tuple[float, float]:
     return (min(finite), max(finite)) if finite else (np.nan, np.nan)
 
 
+def trained_on(run: RunResult) -> str:
+    """Where a run trained, as its metrics recorded it (CUDA with mixed precision noted)."""
+    device = str(run.metrics.get("device", "an unrecorded device"))
+    return f"{device} (mixed precision)" if device.startswith("cuda") and run.config.amp else device
+
+
 def results_table(results: dict[str, Sequence[RunResult]], block: str = "test") -> pd.DataFrame:
     """One row per model: each metric's value, spread, range and 95% interval on ``block``.
 

@@ -1,11 +1,19 @@
-"""The cross-dataset study: each method against the domain gap is a config change, trained and
-scored the same way, across datasets and in-domain.
+"""The cross-dataset study: each method against the domain gap is an arm of one experiment grid
+(:mod:`aecnn_utils.grid`), trained and scored the same way, across datasets and in-domain.
 
-Protocol (the profile's): train on SIPaKMeD; choose the epoch and threshold on the selection
-halves of Herlev and report on the other halves, over the profile's repeated splits, with
-slide-level intervals. The same config is also trained in-domain (SIPaKMeD, grouped
-train/validation/test split), so that the gap stays visible. Nothing uses Herlev labels for
-training; methods that look at unlabelled Herlev images are listed in :data:`TRANSDUCTIVE`.
+Protocol (the profile's): train on SIPaKMeD; choose the epoch, threshold and temperature on the
+selection halves of Herlev and report on the other halves, over the profile's repeated splits,
+with slide-level intervals and three training seeds per method (``cpu``). The same config is
+also trained in-domain (SIPaKMeD, grouped train/validation/test split, one seed), so that the
+gap stays visible. Nothing uses Herlev labels for training; methods that look at unlabelled
+Herlev images are marked transductive.
+
+The methods train at the profile's own learning rate (never one tuned on Herlev) and, on the
+``cpu`` profile, with AECNN's ``fast`` layer table (:data:`STUDY_MODEL`: a quarter of the cost,
+so that 15 methods x 3 seeds fit a 2-core CPU); the "model:" arm trains the other table.
+The recipe (:data:`PROCEDURE`) is itself an arm: per split it takes the method with the best
+selection-half score and reports that split's report half, so its figure estimates what
+"choose the best method" gives, the choice included.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .config import MONITORS, RunConfig, profile_config, update_tuned
+from . import grid as G
+from .config import MONITORS, RunConfig, update_tuned
 from .data.transforms import AugmentConfig
 from .morphology import fit_reference
 from .report import (
@@ -49,34 +58,115 @@ METHODS: dict[str, dict[str, Any]] = {
     "test: flip TTA": {"tta": True},
     "test: AdaBN": {"adapt_bn": True},
     "model: fast layer table": {"model_kwargs": {"layers": "fast"}},
+    "model: base layer table": {"model_kwargs": {"layers": "base"}},
 }
 #: Methods that use the unlabelled target (Herlev) images: their results are transductive.
 TRANSDUCTIVE: tuple[str, ...] = ("test: AdaBN",)
 #: The nucleus-feature reference's row name.
 REFERENCE = "nucleus features (logistic regression)"
-#: In-domain: one SIPaKMeD split, grouped by cluster image, 60/20/20.
-IN_DOMAIN: dict[str, Any] = {"protocol": "within", "train": ("sipakmed",), "val_fraction": 0.2,
-                             "test_fraction": 0.2, "n_splits": 1}
-SETTINGS: tuple[str, ...] = ("cross", "in_domain")
-#: Training seeds of every method across datasets, by profile (others: the profile's seeds).
-#: On the cpu profile one seed's training noise is as large as the methods' effects, so each
-#: method is trained three times and compared on the mean (in-domain: the profile's seeds).
-CROSS_SEEDS: dict[str, tuple[int, ...]] = {"cpu": (0, 1, 2)}
+#: The arm that chooses its method per split on the selection half (the recipe procedure).
+PROCEDURE = "method chosen per split"
+#: Model arguments of every method, by profile (others: the published ``base`` table).
+STUDY_MODEL: dict[str, dict[str, Any]] = {"cpu": {"layers": "fast"}}
+IN_DOMAIN = G.IN_DOMAIN
+SETTINGS: tuple[str, ...] = tuple(G.SETTINGS)
+CROSS_SEEDS = G.CROSS_SEEDS
+
+
+def study_methods(profile: str) -> list[str]:
+    """The methods of ``profile``'s study: :data:`METHODS` less the layer table the profile
+    already trains (its "model:" arm is the other table)."""
+    own = f"model: {STUDY_MODEL.get(profile, {}).get('layers', 'base')} layer table"
+    return [m for m in METHODS if m != own]
+
+
+def study_grid(profile: str, methods: Sequence[str] | None = None, *,
+               settings: Sequence[str] = SETTINGS, reference: bool = True,
+               seeds: Sequence[int] | None = None) -> G.Grid:
+    """The study as a grid: one arm per method (default :func:`study_methods`), the
+    nucleus-feature reference (``reference``) and, with two or more non-transductive
+    methods, :data:`PROCEDURE`."""
+    methods = list(methods or study_methods(profile))
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"method={method!r} is not valid; choose one of: "
+                             f"{', '.join(METHODS)}")
+    arms = [G.Arm(m, METHODS[m], transductive=m in TRANSDUCTIVE,
+                  group=m.split(":")[0] if ":" in m else m) for m in methods]
+    inductive = {m: METHODS[m] for m in methods if m not in TRANSDUCTIVE}
+    if len(inductive) > 1:
+        arms.append(G.Arm(PROCEDURE, candidates=inductive, group="procedure"))
+    if reference:
+        arms.append(G.Arm(REFERENCE, group="reference", reference=True))
+    model = STUDY_MODEL.get(profile)
+    return G.Grid(profile, tuple(arms), tuple(settings),
+                  {"model_kwargs": model} if model else {},
+                  tuple(seeds) if seeds else None)
 
 
 def study_config(profile: str, method: str, setting: str = "cross",
                  **overrides: Any) -> RunConfig:
-    """The config of one method in one setting (``cross`` or ``in_domain``); across datasets
-    it trains the seeds of :data:`CROSS_SEEDS` unless ``overrides`` name ``seeds``."""
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not valid; choose one of: {', '.join(METHODS)}")
+    """The config of one method in one setting (``cross`` or ``in_domain``), as the study's
+    grid trains it; across datasets the grid's seeds unless ``overrides`` name ``seeds``."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r} is not valid; choose one of: "
                          f"{', '.join(SETTINGS)}")
-    extra = IN_DOMAIN if setting == "in_domain" else {}
-    if setting == "cross" and profile in CROSS_SEEDS:
-        overrides = {"seeds": CROSS_SEEDS[profile], **overrides}
-    return profile_config(profile, recipe=False, **{**overrides, **METHODS[method], **extra})
+    seeds = overrides.pop("seeds", None)
+    grid = study_grid(profile, [method], settings=(setting,), reference=False, seeds=seeds)
+    return grid.config(grid.arm(method), "", setting, **overrides)
+
+
+def study_comparisons(result: G.GridResult, setting: str = "cross") -> list[G.Comparison]:
+    """Every arm against plain (and the procedure against plain) on the screening metrics:
+    one Holm family."""
+    others = [a.name for a in result.grid.arms if a.name != "plain"]
+    return G.compare(result, [(a, "plain") for a in others], G.SCREENING, setting)
+
+
+def study_words(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> str:
+    """The study in words, from the records: plain's figure and its range on new slides, each
+    paired comparison with plain on AUC, the procedure's nested figure against the choice made
+    on all cells (the optimism), and the distance to the paper's abstract."""
+    plain = result.estimate("plain", "roc_auc")
+    lines = [f"- plain: AUC {G.cell(plain)} across datasets (new slides: "
+             f"{G.new_slides_cell(plain)})"
+             + (f", {result.estimate('plain', 'roc_auc', 'in_domain').value:.3f} in-domain."
+                if ("in_domain", "plain") in result.scores else ".")]
+    lines += [f"- {G.words(c)}." for c in comparisons if c.metric == "roc_auc"]
+    if ("cross", PROCEDURE) in result.scores:
+        e = result.estimate(PROCEDURE, "roc_auc")
+        top = ", ".join(f"{c} ({n})" for c, n in e.chosen[:3])
+        lines.append(
+            f"- Choosing the method per split on its selection half (most chosen: {top}) "
+            f"gives AUC {e.value:.3f} [{e.low:.3f}, {e.high:.3f}] on the report halves; "
+            f"choosing it once on every split's selection halves ({e.all_cells_choice}), as the "
+            f"kit did before, gives {e.all_cells:.3f}: {e.all_cells - e.value:+.3f} of "
+            "optimism from a choice that has seen the report cells.")
+        sens = result.estimate(PROCEDURE, "sens_at_spec95")
+        paper = PAPER_ABSTRACT
+        lines.append(f"- Against the paper's abstract (CRIC, AUC {paper['roc_auc']}, "
+                     f"sensitivity {paper['sensitivity']:.2f}% at specificity "
+                     f"{paper['specificity']:.2f}%): AUC {e.value - paper['roc_auc']:+.3f}; "
+                     f"sensitivity at 95% specificity {100 * sens.value:.1f}% "
+                     f"({100 * sens.value - paper['sensitivity']:+.1f} points).")
+    frame = result.frame()
+    cross = frame[(frame["setting"] == "cross") & (frame["metric"] == "roc_auc")]
+    lines.append(trained_on_line(zip(cross["arm"], cross["device"], strict=True),
+                                 " (across datasets)"))
+    return "\n".join(lines)
+
+
+def record_study(profile: str, result: G.GridResult) -> Path:
+    """Record what most splits chose (:data:`PROCEDURE`) as the ``recipe`` of
+    ``<profile>_tuned.yaml``, with the splits' counts. A record, never a reported figure:
+    the grids do not read it (:class:`aecnn_utils.grid.Grid`); ``train`` does."""
+    e = result.estimate(PROCEDURE, "roc_auc")
+    method = e.chosen[0][0]
+    return update_tuned(profile, {"recipe": {
+        "method": method, "changes": METHODS[method],
+        "splits_chose": {c: n for c, n in e.chosen}, "data": result.data["cross"],
+        "why": "the method most splits chose on their selection halves (non-transductive "
+               "methods); the study reports the nested figure, never this choice's"}})
 
 
 def run_study(profile: str, methods: Sequence[str] | None = None,
@@ -91,7 +181,7 @@ def run_study(profile: str, methods: Sequence[str] | None = None,
     line; a notebook kernel chokes on that many updates).
     """
     jobs = [(setting, method) for setting in settings for method in
-            [*(methods or METHODS), *([REFERENCE] if reference else [])]]
+            [*(methods or study_methods(profile)), *([REFERENCE] if reference else [])]]
     out: dict[str, dict[str, list[RunResult]]] = {setting: {} for setting in settings}
     for setting, method in tqdm(jobs, desc="study", disable=not progress):
         if method == REFERENCE:
@@ -195,40 +285,6 @@ def best_method(table: pd.DataFrame) -> str:
     return str(candidates.loc[scores.idxmin() if lowest else scores.idxmax(), "method"])
 
 
-def adopted_method(table: pd.DataFrame) -> str:
-    """The method the profile adopts: :func:`best_method` if *every* seed of it scores better
-    on the selection halves than every seed of "plain", else "plain". With three seeds each,
-    two equally good methods pass this by chance once in 20 (an exact one-sided rank test,
-    1 / C(6, 3)): a method is not made the default on training noise. With one seed it is
-    simply "better than plain"."""
-    best = best_method(table)
-    rows = table.set_index("method")
-    if best == "plain" or "plain" not in rows.index:
-        return best
-    lowest = MONITORS[str(table["monitor"].iloc[0])] == "min"
-    b, p = rows.loc[best], rows.loc["plain"]
-    beats = (b["cross_selection_max"] < p["cross_selection_min"] if lowest
-             else b["cross_selection_min"] > p["cross_selection_max"])
-    return best if beats else "plain"
-
-
-def record_recipe(profile: str, table: pd.DataFrame) -> Path:
-    """Record the method :func:`adopted_method` chose (with every method's selection scores)
-    as the ``recipe`` of ``<profile>_tuned.yaml``: :func:`aecnn_utils.config.profile_config`
-    then applies its changes to every model of the profile. "plain" records no change."""
-    adopted = adopted_method(table)
-    scores = table[~table["transductive"] & (table["method"] != REFERENCE)]
-    return update_tuned(profile, {"recipe": {
-        "method": adopted, "changes": METHODS[adopted], "best_on_selection": best_method(table),
-        "selection": {m: [round(float(r[f"cross_selection{k}"]), 6)
-                          for k in ("", "_min", "_max")]
-                      for m, (_, r) in zip(scores["method"], scores.iterrows(), strict=True)},
-        "data": str(table["data"].iloc[0]),
-        "why": "best mean selection-half score across datasets (non-transductive methods; "
-               "selection: mean, lowest and highest seed), adopted only if every seed beats "
-               "every seed of plain; the report halves are not looked at"}})
-
-
 def study_summary(table: pd.DataFrame) -> str:
     """The study in words, from the table: each method against ``plain`` across datasets (a
     difference whose intervals overlap is "not shown"), the method chosen on the selection
@@ -261,12 +317,6 @@ def study_summary(table: pd.DataFrame) -> str:
                  f"{100 * r['cross_sens_at_spec95']:.1f}% at 95% specificity ({sens_gap:+.1f} "
                  f"points against the paper's {paper['sensitivity']:.2f}% at "
                  f"{paper['specificity']:.2f}%).")
-    adopted = adopted_method(table)
-    lines.append(f"- Adopted as the profile's recipe: **{adopted}**" + (
-        "." if adopted == best else
-        f" ({best} did not score better than plain on the selection halves for every seed: "
-        f"{r['cross_selection_min']:.3f}-{r['cross_selection_max']:.3f} against "
-        f"{base['cross_selection_min']:.3f}-{base['cross_selection_max']:.3f})."))
     lines.append(trained_on_line(((method, device) for method, device
                                   in rows["cross_device"].items()), " (across datasets)"))
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -118,12 +119,20 @@ def test_ablation_cli(trained: dict, synthetic_root: Path, tmp_path: Path,
 
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
     argv = ["ablation", "--profile", "smoke", "--ablations", REFERENCE, "attention: sequential",
-            "--settings", "cross", "--data-root", str(synthetic_root), "--runs-dir",
-            str(tmp_path / "runs"), "--set", "image_size=48", "epochs=1", "n_boot=20",
-            "num_workers=0"]
+            "loss: weighted CE", "--settings", "cross", "--data-root", str(synthetic_root),
+            "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--set",
+            "image_size=48", "epochs=1", "n_boot=20", "num_workers=0"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "attention: sequential" in out and "Parallel fusion beats sequential" in out
-    assert len(list((tmp_path / "runs" / "smoke").glob("aecnn_*"))) == 2
+    assert "**Parallel fusion beats sequential** (across datasets):" in out
+    assert "Holm-corrected over a family of 2" in out  # the two claims these arms test
+    assert len(list((tmp_path / "runs" / "smoke").glob("aecnn_*"))) == 3
+    comparisons = pd.read_csv(tmp_path / "out" / "ablations_comparisons.csv")
+    assert list(zip(comparisons["first"], comparisons["second"], strict=True)) == [
+        (REFERENCE, "loss: weighted CE"), (REFERENCE, "attention: sequential")]
+    assert comparisons["metric"].iloc[0] in ("recall", "specificity")  # Theorem 1's class
+    records = pd.read_csv(tmp_path / "out" / "ablations.csv")
+    per_class = {m for m in records["metric"] if "|" in m}
+    assert per_class and all(m.startswith("recall|") for m in per_class)
     with pytest.raises(SystemExit):
         main(["ablation", "--ablations", "dropout"])

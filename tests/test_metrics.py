@@ -20,8 +20,8 @@ from sklearn.metrics import (
 
 from aecnn_utils.metrics import (
     SCALAR_METRICS,
-    _batch_metrics,
     _predict,
+    batch_metrics,
     bootstrap_ci,
     classification_metrics,
     format_mean_std,
@@ -307,7 +307,7 @@ def test_vectorised_auc_matches_sklearn_with_ties(decimals: int | None, seed: in
         assert np.unique(probs[:, 1]).size < y.size  # ties present
     ones = np.ones((1, y.size))
     pred = _predict(probs, 0.5)
-    auc = _batch_metrics(y, probs, pred, ones, ("roc_auc",))["roc_auc"][0]
+    auc = batch_metrics(y, probs, pred, ones, ("roc_auc",))["roc_auc"][0]
     assert auc == pytest.approx(roc_auc_score(y, probs[:, 1]), abs=1e-12)
     assert bootstrap_ci(y, probs, n_boot=10)["roc_auc"]["value"] == pytest.approx(auc)
 
@@ -326,7 +326,7 @@ def test_batch_replicates_equal_classification_metrics_on_resample(kind: str) ->
     rng = np.random.default_rng(0)
     idx = rng.integers(0, y.size, size=(5 if kind != "binary_small" else 40, y.size))
     weights = np.stack([np.bincount(row, minlength=y.size) for row in idx]).astype(float)
-    batch = _batch_metrics(y, probs, _predict(probs, threshold), weights, names)
+    batch = batch_metrics(y, probs, _predict(probs, threshold), weights, names)
     for b, row in enumerate(idx):
         ref = classification_metrics(y[row], probs[row], threshold=threshold)
         for name in names:

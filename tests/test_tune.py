@@ -5,47 +5,60 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from aecnn_utils import config as C
+from aecnn_utils import grid as G
+from aecnn_utils import report
 from aecnn_utils.__main__ import main
 from aecnn_utils.config import profile_config
 from aecnn_utils.train import TrainingDiverged, train_models, train_run
-from aecnn_utils.tune import DIVERGED, selection_score, tune
+from aecnn_utils.tune import model_grid, tune
 
 SMALL = {"image_size": 32, "epochs": 2, "n_splits": 2, "test": ("herlev",), "n_boot": 20,
          "num_workers": 0}
 
 
-def test_tune_records_the_best_rate_and_the_profile_reads_it(
+def test_tune_chooses_per_split_records_the_majority_and_the_profile_reads_it(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
     overrides = {"data_root": str(synthetic_root), **SMALL}
-    table = tune("smoke", ["aecnn"], [0.01, 0.05], tmp_path / "runs", progress=False,
-                 **overrides)
-    assert list(table["lr"]) == [0.01, 0.05] and table["chosen"].sum() == 1
-    chosen = table[table["chosen"]].iloc[0]
-    best = table["score"].min() if C.MONITORS["val_loss"] == "min" else table["score"].max()
-    assert chosen["score"] == best  # smoke monitors the validation loss: lowest wins
+    result = tune("smoke", ["aecnn"], [0.01, 0.05], tmp_path / "runs", progress=False,
+                  seeds=[0, 1], **overrides)
+    e = result.estimate("aecnn", "roc_auc")
+    assert e.n_seeds == 2 and e.n_splits == 2 and sum(n for _, n in e.chosen) == 2
+    names = ["base, lr 0.01", "base, lr 0.05", "fast, lr 0.01", "fast, lr 0.05"]
+    assert list(result.grid.arms[0].candidates) == names  # layer tables x learning rates
+    runs = {c: result.runs["cross", "aecnn", c] for c in names}
+    assert [r.config.lr for r in runs["fast, lr 0.05"]] == [0.05, 0.05]
+    assert runs["fast, lr 0.05"][0].config.model_kwargs == {"layers": "fast"}
+    # per split: the rate whose seeds' mean selection loss is lowest (smoke monitors val_loss)
+    for j, chosen in enumerate(result.scores["cross", "aecnn"].chosen):
+        loss = {c: np.mean([r.metrics["splits"]["per_split"][j]["selection_value"]
+                            for r in rs]) for c, rs in runs.items()}
+        assert chosen == min(loss, key=loss.get)
     recorded = yaml.safe_load((tmp_path / "profiles" / "smoke_tuned.yaml").read_text())
-    assert recorded["aecnn"]["lr"] == chosen["lr"]
-    assert recorded["aecnn"]["grid"] == {lr: pytest.approx(s) for lr, s in
-                                         zip(table["lr"], table["score"], strict=True)}
+    lr = float(e.chosen[0][0].rsplit(" ", 1)[1])
+    assert recorded["aecnn"]["lr"] == lr
+    assert sum(recorded["aecnn"]["splits_chose"].values()) == 2
+    assert recorded["aecnn"]["nested_auc"] == pytest.approx(e.value, abs=1e-6)
     config = profile_config("smoke", model="aecnn", **overrides)
-    assert config.lr == chosen["lr"]
+    assert config.lr == lr  # `train` reads the record ...
+    grid = model_grid("smoke", ["aecnn"], [0.01, 0.05])
+    # ... and the grids don't
+    assert grid.config(grid.arms[0], "base, lr 0.01", "cross", **overrides).lr == 0.01
     assert profile_config("smoke", model="resnet50", **overrides).lr == 0.05  # untuned
     assert profile_config("smoke", model="aecnn", lr=0.3, **overrides).lr == 0.3  # explicit
-    # the chosen grid run is the profile's run: reused, not trained again
+    # the base table's run at the recorded rate is the profile's run: reused, not trained again
     again = train_run(config, tmp_path / "runs", progress=False)
-    assert again.reused and again.run_dir.name == chosen["run_id"]
-    assert selection_score(again.metrics) == pytest.approx(chosen["score"])
-    # the notebooks' path: every model with its own tuned values, on shared data
-    runs = train_models("smoke", ["aecnn", "mobilenet_v3_small"], tmp_path / "runs",
-                        progress=False, **overrides)
-    assert runs["aecnn"][0].run_dir == again.run_dir
-    assert runs["mobilenet_v3_small"][0].config.lr == 0.05
+    assert again.reused and again.run_dir == runs[f"base, lr {lr:g}"][0].run_dir
+    table = report.grid_table2(result)
+    assert table.loc[0, "AUC (ours)"] == G.cell(e)
+    assert table.loc[0, "AUC (paper)"] == "0.986"
 
 
 def test_tune_cli_dry_run_and_bad_grid(synthetic_root: Path, tmp_path: Path,
@@ -55,13 +68,20 @@ def test_tune_cli_dry_run_and_bad_grid(synthetic_root: Path, tmp_path: Path,
     assert main(["tune", "--profile", "smoke", "--models", "mobilenet_v3_small", "--lrs",
                  "0.01", "--runs-dir", str(tmp_path)]) == 2
     assert "at least 2 learning rates" in capsys.readouterr().err
-    args = ["tune", "--profile", "smoke", "--models", "mobilenet_v3_small", "--lrs", "0.01",
-            "0.03", "--runs-dir", str(tmp_path), "--data-root", str(synthetic_root),
-            "--dry-run", "--set", *(f"{k}={v}" for k, v in SMALL.items() if k != "test"),
-            "test=[herlev]"]
+    args = ["tune", "--profile", "smoke", "--models", "aecnn", "mobilenet_v3_small", "--lrs",
+            "0.01", "0.03", "--runs-dir", str(tmp_path), "--data-root", str(synthetic_root),
+            "--dry-run", "--out", str(tmp_path / "out"),
+            "--set", *(f"{k}={v}" for k, v in SMALL.items() if k != "test"), "test=[herlev]"]
     assert main(args) == 0
-    assert "mobilenet_v3_small" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Table 2 regenerated by aecnn-kit" in out and "family of 3" in out
+    assert "AECNN vs MobileNetV3-Small, AUC:" in out
     assert not (tmp_path / "profiles").exists()  # a dry run records nothing
+    records = pd.read_csv(tmp_path / "out" / "table2.csv")
+    assert set(records["arm"]) == {"aecnn", "mobilenet_v3_small"}
+    comparisons = pd.read_csv(tmp_path / "out" / "table2_comparisons.csv")
+    assert len(comparisons) == 3 and set(comparisons["family"]) == {3}
+    assert "MobileNetV3-Small" in (tmp_path / "out" / "table2.md").read_text()
 
 
 def test_local_imagenet_weights_add_a_separate_row(synthetic_root: Path, tmp_path: Path,
@@ -90,18 +110,17 @@ def test_local_imagenet_weights_add_a_separate_row(synthetic_root: Path, tmp_pat
     assert list(table["model"]) == ["MobileNetV3-Small", "MobileNetV3-Small (ImageNet weights)"]
 
 
-def test_a_diverging_rate_is_a_grid_result_not_a_crash(synthetic_root: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_diverging_rate_is_never_chosen_not_a_crash(synthetic_root: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
     args = ["tune", "--profile", "smoke", "--models", "mobilenet_v3_small", "--lrs", "0.01",
             "1e12", "--runs-dir", str(tmp_path), "--data-root", str(synthetic_root),
             "--set", *(f"{k}={v}" for k, v in SMALL.items() if k != "test"), "test=[herlev]"]
-    with pytest.warns(UserWarning, match="at lr 1000000000000.0 diverged"):
+    with pytest.warns(UserWarning, match="at lr 1e\\+12 diverged and is never chosen"):
         assert main(args) == 0
     recorded = yaml.safe_load((tmp_path / "profiles" / "smoke_tuned.yaml").read_text())
     entry = recorded["mobilenet_v3_small"]
-    assert entry["lr"] == 0.01 and entry["grid"][1e12] == DIVERGED
-    assert entry["device"] == {0.01: "cpu"}
-    with pytest.raises(TrainingDiverged, match="every learning rate"), pytest.warns(UserWarning):
+    assert entry["lr"] == 0.01 and entry["splits_chose"] == {"lr 0.01": 2}
+    with pytest.raises(TrainingDiverged, match="every candidate"), pytest.warns(UserWarning):
         tune("smoke", ["mobilenet_v3_small"], [1e12, 1e13], tmp_path, progress=False,
              data_root=str(synthetic_root), **SMALL)

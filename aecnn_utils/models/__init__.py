@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,20 @@ def pretrained_weights(folder: str | Path | None = None) -> dict[str, Path]:
                 found[name] = path
                 break
     return found
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """The keyword arguments of model ``name`` that have defaults, with those defaults (for a
+    factory that passes ``**kwargs`` on, those of the class it returns)."""
+    factory = MODELS[name]
+    signature = inspect.signature(factory)
+    params = dict(signature.parameters)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        returned = typing.get_type_hints(factory).get("return")
+        if inspect.isclass(returned):
+            params = {**inspect.signature(returned).parameters, **params}
+    return {k: p.default for k, p in params.items()
+            if p.default is not p.empty and k != "num_classes"}
 
 
 def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:

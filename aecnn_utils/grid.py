@@ -1,0 +1,694 @@
+"""The experiment grid: arms x seeds x settings, every choice made inside each split, paired tests.
+
+One grid builds every compared table of the kit: the learning-rate grid and Table 2 (arms are
+models, their candidates learning rates), the cross-dataset study (arms are methods) and the
+ablations (arms are config changes of AECNN).
+
+* An :class:`Arm` is a named config change against the grid's base. It may hold
+  *candidates* (further changes: learning rates, layer tables, methods): one of them is chosen
+  **per split, on that split's selection half**, never once on all cells.
+* Every (setting, arm, candidate, seed) is one training run (reused when finished,
+  :func:`aecnn_utils.train.train_config`). The settings are ``cross`` (train SIPaKMeD, the
+  profile's repeated selection/report splits of the validation cells) and ``in_domain`` (one
+  grouped SIPaKMeD split, one seed: marked as such).
+* A run's *scorings* come from what it stored (``epochs.npz`` and ``metrics.json``): for
+  each split the epoch (early stopping replayed), the threshold and the temperature chosen on
+  its selection half (:mod:`aecnn_utils.evaluation`), and the selection half's monitor there.
+
+**Nested selection.** For split ``s`` the candidate with the best selection-half monitor (mean
+over the seeds) is chosen, and split ``s``'s report half is scored with that candidate's runs,
+each at its own epoch and threshold of the same half. An arm's value is the mean over splits of
+those report-half scores (each the mean over seeds): it estimates the whole procedure, its
+choices included. The old procedure, one candidate chosen by the mean over all splits, has
+seen every report cell (each cell sits in many selection halves); :attr:`Estimate.all_cells`
+keeps its figure so that the optimism shows.
+
+**Intervals.** ``low``/``high``: a 95% bootstrap over slides (``patient_or_slide``) of the
+value; each draw resamples the slides once and rescores every scoring of the arm on it, its
+choices held fixed (:func:`aecnn_utils.metrics.bootstrap_mean_ci`'s scheme). ``new_low`` /
+``new_high``: the range a score on a fresh set of slides, as many as a report half holds, would
+fall in (95%), if those slides were drawn from the same population as ours (same collection,
+stain and scanner; another lab's shift is not covered). Each split's selection and report halves
+are disjoint sets of slides; the sd of the difference of one arm's score on the two halves,
+over splits, divided by sqrt(2), estimates the sd of a score on one fresh half; the range adds
+the uncertainty of the mean (normal approximation).
+
+**Paired comparisons** (:func:`compare`). Two arms scored on the same cells: the difference of
+their values and its 95% interval from the same slide draws for both arms (a paired bootstrap),
+the share of report halves on which the first arm wins, and a two-sided bootstrap p-value. A
+difference is *shown* only when it survives Holm's step-down correction over the comparisons of
+one table (the caption gives the family size); the Holm interval is the percentile interval at
+the comparison's Holm level.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import metrics as M
+from .config import MONITORS, RunConfig, profile_config
+from .data.prepare import PreparedData, prepare_data
+from .evaluation import CI_UNIT, softmax, split_halves
+from .models import model_defaults
+from .morphology import fit_reference
+from .runs import RunResult, trained_on
+from .train import TrainingDiverged, train_config
+
+#: In-domain: one SIPaKMeD split, grouped by cluster image, 60/20/20.
+IN_DOMAIN: dict[str, Any] = {"protocol": "within", "train": ("sipakmed",), "val_fraction": 0.2,
+                             "test_fraction": 0.2, "n_splits": 1}
+#: Setting name -> config changes.
+SETTINGS: dict[str, dict[str, Any]] = {"cross": {}, "in_domain": IN_DOMAIN}
+#: Words for the settings, in tables and sentences.
+SETTING_WORDS: dict[str, str] = {"cross": "across datasets", "in_domain": "in-domain"}
+#: Training seeds across datasets, by profile (others: the profile's own seeds). One seed's
+#: training noise is as large as the effects tested, so every compared arm has three.
+CROSS_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "cpu": (0, 1, 2)}
+#: Fields that hold a mapping: an arm's change is merged into the base's, not put in its place.
+NESTED_FIELDS: tuple[str, ...] = ("augment", "model_kwargs")
+#: Two-sided level of every interval and test.
+ALPHA = 0.05
+_Z = 1.959963984540054
+
+
+# ----------------------------------------------------------------------------- definitions
+def merge_changes(*changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Config changes applied in order; :data:`NESTED_FIELDS` are merged key by key."""
+    out: dict[str, Any] = {}
+    for change in changes:
+        for key, value in change.items():
+            if key in NESTED_FIELDS and isinstance(value, Mapping):
+                out[key] = {**out.get(key, {}), **value}
+            else:
+                out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A named config change, optionally with candidates chosen per split.
+
+    ``candidates`` maps a name to a further change; empty means the arm is one config.
+    ``transductive``: the arm looks at the unlabelled target images (AdaBN). ``reference``:
+    the nucleus-feature classifier (:mod:`aecnn_utils.morphology`), fitted, not trained.
+    """
+
+    name: str
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    candidates: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    group: str = ""
+    transductive: bool = False
+    reference: bool = False
+
+    def options(self) -> dict[str, Mapping[str, Any]]:
+        """Candidate name -> its change (``{"": {}}`` for an arm without candidates)."""
+        return dict(self.candidates) or {"": {}}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Arms x seeds x settings under a profile; ``base`` is the change every config gets.
+
+    Configs never read the profile's tuned file (``<profile>_tuned.yaml``): what a grid
+    reports is chosen inside each split, so its own record cannot feed back into it."""
+
+    profile: str
+    arms: tuple[Arm, ...]
+    settings: tuple[str, ...] = ("cross",)
+    base: Mapping[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be unique, got {names}")
+        bad = [s for s in self.settings if s not in SETTINGS]
+        if bad:
+            raise ValueError(f"setting {bad[0]!r} is not valid; choose one of: "
+                             f"{', '.join(SETTINGS)}")
+
+    def arm(self, name: str) -> Arm:
+        """The arm called ``name``."""
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise KeyError(f"no arm {name!r}; the grid has: {', '.join(a.name for a in self.arms)}")
+
+    def cross_seeds(self) -> tuple[int, ...]:
+        """The training seeds across datasets: ``seeds``, else the profile's
+        :data:`CROSS_SEEDS`, else the profile's own."""
+        if self.seeds is not None:
+            return tuple(self.seeds)
+        return CROSS_SEEDS.get(self.profile) or profile_config(self.profile).seeds
+
+    def config(self, arm: Arm, candidate: str, setting: str,
+               **overrides: Any) -> RunConfig:
+        """The config of one arm's candidate in one setting; in-domain trains the first seed
+        only. Model arguments equal to the model's defaults are dropped, so that equal models
+        share their runs."""
+        seeds = self.cross_seeds() if setting == "cross" else self.cross_seeds()[:1]
+        changes = merge_changes({"seeds": seeds}, self.base, overrides, arm.changes,
+                                arm.options()[candidate], SETTINGS[setting])
+        model = str(changes.get("model", RunConfig.model))
+        defaults = model_defaults(model)
+        kwargs = {k: v for k, v in changes.get("model_kwargs", {}).items()
+                  if k not in defaults or defaults[k] != v}
+        return profile_config(self.profile, recipe=False, tuned=False,
+                              **{**changes, "model_kwargs": kwargs})
+
+
+#: (setting, arm, candidate) -> that candidate's runs, one per seed.
+GridRuns = dict[tuple[str, str, str], list[RunResult]]
+
+
+def run_grid(grid: Grid, runs_dir: str | Path | None = None, *, progress: bool = True,
+             epoch_bars: bool = False, **overrides: Any) -> GridRuns:
+    """Train (or reuse) every run of the grid. ``overrides`` go to every config (e.g.
+    ``data_root``, ``epochs``); ``progress`` shows one bar over the grid's configs,
+    ``epoch_bars`` also each run's epochs. A candidate whose training diverges (loss NaN or
+    infinite) is warned about and holds no runs: it is never chosen."""
+    jobs = [(setting, arm, candidate) for setting in grid.settings for arm in grid.arms
+            for candidate in arm.options()]
+    out: GridRuns = {}
+    for setting, arm, candidate in tqdm(jobs, desc="grid", disable=not progress):
+        config = grid.config(arm, candidate, setting, **overrides)
+        if arm.reference:
+            out[setting, arm.name, candidate] = [fit_reference(config, runs_dir,
+                                                               progress=epoch_bars)]
+            continue
+        try:
+            out[setting, arm.name, candidate] = train_config(config, runs_dir,
+                                                             progress=epoch_bars)
+        except TrainingDiverged as exc:
+            if len(arm.options()) < 2:
+                raise
+            warnings.warn(f"{arm.name} at {candidate} diverged and is never chosen: {exc}",
+                          stacklevel=2)
+            out[setting, arm.name, candidate] = []
+    return out
+
+
+def grid_data(grid: Grid, **overrides: Any) -> dict[str, PreparedData]:
+    """The cells each setting's runs share (prepared once per setting)."""
+    plain = Arm("plain")
+    return {s: prepare_data(grid.config(plain, "", s, **overrides)) for s in grid.settings}
+
+
+# ----------------------------------------------------------------------------- scorings
+@dataclass(frozen=True)
+class Scoring:
+    """One run on one split: class probabilities of the chosen epoch on every pool cell, the
+    selection and report rows, the threshold chosen on the selection half (binary) and the
+    selection half's monitor value at the chosen epoch."""
+
+    probs: np.ndarray
+    selection_rows: np.ndarray
+    report_rows: np.ndarray
+    threshold: float | None
+    selection: float
+
+
+class _Halves:
+    """Selection and report rows per split seed, drawn once (a draw takes about a second)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(self, config: RunConfig, data: PreparedData, split_seed: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+        key = (data.fingerprint, config.val, config.val_fraction, split_seed)
+        if key not in self._rows:
+            self._rows[key] = split_halves(config, data.frame("pool"), split_seed)
+        return self._rows[key]
+
+
+def run_scorings(run: RunResult, data: PreparedData, halves: _Halves | None = None
+                 ) -> list[Scoring]:
+    """Every scoring of a finished run, from its stored outputs: one per repeated split, or
+    the configured split's."""
+    if run.metrics.get("data_fingerprint") != data.fingerprint:
+        raise ValueError(f"{run.run_dir.name} was trained on other cells than the data given "
+                         f"({run.metrics.get('data_fingerprint')} != {data.fingerprint}); "
+                         "prepare the data of its own config")
+    logits = np.load(run.run_dir / "epochs.npz")["logits"]
+    probs: dict[int, np.ndarray] = {}
+
+    def at(epoch: int) -> np.ndarray:
+        if epoch not in probs:
+            probs[epoch] = softmax(logits[epoch - 1])
+        return probs[epoch]
+
+    m = run.metrics
+    if "splits" in m:
+        halves = halves or _Halves()
+        return [Scoring(at(s["best_epoch"]), *halves.get(run.config, data, s["split_seed"]),
+                        s.get("threshold"), float(s["selection_value"]))
+                for s in m["splits"]["per_split"]]
+    return [Scoring(at(m["best_epoch"]), np.asarray(data.index["val"]),
+                    np.asarray(data.index["test"]), m.get("threshold", {}).get("value"),
+                    float(m["selection_value"]))]
+
+
+# ----------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class Metric:
+    """A scalar metric of :data:`aecnn_utils.metrics.SCALAR_METRICS` on the report cells: at
+    0.5 or at each split's selection-chosen threshold, on all cells or one publisher class."""
+
+    name: str
+    at_threshold: bool = False
+    cls: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``name``, ``name@threshold``, ``name|class``."""
+        return self.name + ("@threshold" if self.at_threshold else "") + (
+            f"|{self.cls}" if self.cls else "")
+
+    @property
+    def fraction(self) -> bool:
+        """Printed as a fraction (AUC), else in percent."""
+        return self.name == "roc_auc"
+
+
+#: The metrics of the compared tables: AUC, balanced accuracy at 0.5, sensitivity at 95%
+#: specificity (threshold-free).
+SCREENING: tuple[Metric, ...] = (Metric("roc_auc"), Metric("balanced_accuracy"),
+                                 Metric("sens_at_spec95"))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One arm's figure for one metric in one setting (see the module docstring)."""
+
+    setting: str
+    arm: str
+    metric: str
+    value: float
+    sd_splits: float
+    sd_seeds: float
+    low: float
+    high: float
+    new_low: float
+    new_high: float
+    n_seeds: int
+    n_splits: int
+    #: (candidate, splits that chose it), most chosen first; empty without candidates
+    chosen: tuple[tuple[str, int], ...] = ()
+    #: the figure when one candidate is chosen on every split's selection half at once
+    all_cells: float = math.nan
+    all_cells_choice: str = ""
+
+    @property
+    def spread(self) -> float:
+        """The sd a table shows: over seeds when there are several, else over splits."""
+        return self.sd_seeds if self.n_seeds > 1 else self.sd_splits
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired comparison of two arms on the same cells (see the module docstring)."""
+
+    setting: str
+    first: str
+    second: str
+    metric: str
+    diff: float
+    low: float
+    high: float
+    holm_low: float
+    holm_high: float
+    p: float
+    p_holm: float
+    wins: int
+    n_splits: int
+    family: int
+    shown: bool
+
+    @property
+    def verdict(self) -> str:
+        """``higher``, ``lower`` (the first arm against the second) or ``not shown``."""
+        if not self.shown:
+            return "not shown"
+        return "higher" if self.diff > 0 else "lower"
+
+
+@dataclass
+class ArmScores:
+    """What :func:`score_arm` keeps of one arm in one setting, for records and comparisons."""
+
+    estimates: dict[str, Estimate]
+    replicates: dict[str, np.ndarray]  # metric key -> (n_boot,) bootstrap values of the value
+    per_split: dict[str, np.ndarray]   # metric key -> (n_splits,) report-half values
+    chosen: list[str]                  # candidate chosen on each split
+
+
+def _choose(values: np.ndarray, mode: str) -> int:
+    """Index of the best finite value (lowest for ``min``); the first one on a tie."""
+    v = np.where(np.isfinite(values), values, np.inf if mode == "min" else -np.inf)
+    return int(np.argmin(v) if mode == "min" else np.argmax(v))
+
+
+def _weights(groups: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, N) cell weights: how often each cell's slide was drawn (one draw of the slides
+    per replicate; the same for every arm of a setting given the seed)."""
+    uniques, index = np.unique(groups, return_inverse=True)
+    draws = np.random.default_rng(seed).integers(0, uniques.size, size=(n_boot, uniques.size))
+    draws += (np.arange(n_boot) * uniques.size)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=n_boot * uniques.size)
+    return counts.reshape(n_boot, uniques.size).astype(np.float64)[:, index]
+
+
+def _score(scoring: Scoring, rows: np.ndarray, labels: np.ndarray, metrics: Sequence[Metric],
+           member: Mapping[str, np.ndarray], weights: np.ndarray | None
+           ) -> dict[str, np.ndarray]:
+    """Each metric of one scoring on ``rows`` (its report or selection rows): shape (1,)
+    on the cells as they are, or (n_boot,) with ``weights``."""
+    out: dict[str, np.ndarray] = {}
+    by_kind: dict[tuple[bool, str | None], list[Metric]] = {}
+    for m in metrics:
+        by_kind.setdefault((m.at_threshold, m.cls), []).append(m)
+    for (at_threshold, cls), group in by_kind.items():
+        r = rows[member[cls][rows]] if cls else rows
+        threshold = scoring.threshold if at_threshold else None
+        p = scoring.probs[r]
+        if r.size == 0 or (at_threshold and threshold is None):
+            for m in group:
+                out[m.key] = np.full(1 if weights is None else len(weights), np.nan)
+            continue
+        t = threshold if p.shape[1] == 2 else None
+        pred = (p[:, 1] >= (0.5 if t is None else t)).astype(np.int64) if p.shape[1] == 2 \
+            else np.argmax(p, axis=1)
+        w = np.ones((1, r.size)) if weights is None else weights[:, r]
+        values = M.batch_metrics(labels[r], p, pred, w, [m.name for m in group])
+        out.update({m.key: values[m.name] for m in group})
+    return out
+
+
+def _nanmean(a: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    finite = np.isfinite(a)
+    count = finite.sum(axis=axis)
+    total = np.where(finite, a, 0.0).sum(axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _sd(values: np.ndarray) -> float:
+    v = values[np.isfinite(values)]
+    return float(v.std(ddof=1)) if v.size > 1 else math.nan
+
+
+def score_arm(setting: str, arm: str, candidates: Mapping[str, Sequence[Sequence[Scoring]]],
+              frame: pd.DataFrame, metrics: Sequence[Metric], mode: str, *,
+              n_boot: int = 1000, seed: int = 0) -> ArmScores:
+    """The estimates of one arm from its candidates' scorings (``candidate -> seed -> split
+    -> Scoring``; every candidate has the same seeds and splits), with the choice of candidate
+    made per split on the selection half (``mode``: the monitor's ``min`` or ``max``).
+
+    ``frame``: the pool cells (``label``, ``patient_or_slide``, ``source_class``)."""
+    names = list(candidates)
+    table = [candidates[c] for c in names]
+    n_seeds, n_splits = len(table[0]), len(table[0][0])
+    if any(len(t) != n_seeds or any(len(s) != n_splits for s in t) for t in table):
+        raise ValueError(f"{arm}: every candidate needs {n_seeds} seeds x {n_splits} splits")
+    selection = np.array([[[s.selection for s in per_seed] for per_seed in t] for t in table])
+    per_split_sel = _nanmean(selection, 1)  # (candidates, splits)
+    chosen = [_choose(per_split_sel[:, j], mode) for j in range(n_splits)]
+    once = _choose(_nanmean(per_split_sel, 1), mode)
+    labels = frame["label"].to_numpy()
+    member = {m.cls: (frame["source_class"] == m.cls).to_numpy() for m in metrics if m.cls}
+    weights = _weights(frame[CI_UNIT].to_numpy(), n_boot, seed)
+
+    def values(pick: Sequence[int], rows: str, w: np.ndarray | None) -> dict[str, np.ndarray]:
+        """metric -> (seeds, splits, draws) of the picked candidate per split."""
+        cells = [[_score(table[pick[j]][k][j], getattr(table[pick[j]][k][j], rows), labels,
+                         metrics, member, w) for j in range(n_splits)] for k in range(n_seeds)]
+        return {m.key: np.array([[c[m.key] for c in row] for row in cells]) for m in metrics}
+
+    report, replicates = values(chosen, "report_rows", None), values(chosen, "report_rows",
+                                                                     weights)
+    held = values(chosen, "selection_rows", None)
+    all_cells = values([once] * n_splits, "report_rows", None) if names != [""] else report
+    counts = pd.Series([names[c] for c in chosen]).value_counts()
+    est, reps, splits = {}, {}, {}
+    for m in metrics:
+        point = report[m.key][..., 0]                       # (seeds, splits)
+        per_split = _nanmean(point, 0)
+        value = float(_nanmean(per_split, 0))
+        boot = _nanmean(replicates[m.key], (0, 1))          # (draws,)
+        finite = boot[np.isfinite(boot)]
+        low, high = (np.quantile(finite, [ALPHA / 2, 1 - ALPHA / 2]) if finite.size
+                     else (math.nan, math.nan))
+        gap = per_split - _nanmean(held[m.key][..., 0], 0)
+        sd_new = _sd(gap) / math.sqrt(2)
+        se = _sd(finite) if finite.size > 1 else math.nan
+        half = _Z * math.sqrt(sd_new ** 2 + se ** 2) if np.isfinite(sd_new) else math.nan
+        est[m.key] = Estimate(
+            setting, arm, m.key, value, _sd(per_split), _sd(_nanmean(point, 1)),
+            float(low), float(high), max(value - half, 0.0), min(value + half, 1.0), n_seeds,
+            n_splits,
+            tuple(counts.items()) if names != [""] else (),
+            float(_nanmean(_nanmean(all_cells[m.key][..., 0], 0), 0)),
+            names[once] if names != [""] else "")
+        reps[m.key], splits[m.key] = boot, per_split
+    return ArmScores(est, reps, splits, [names[c] for c in chosen])
+
+
+@dataclass
+class GridResult:
+    """The scored grid: one :class:`ArmScores` per (setting, arm), and what the tables need."""
+
+    grid: Grid
+    metrics: tuple[Metric, ...]
+    scores: dict[tuple[str, str], ArmScores]
+    runs: GridRuns
+    data: dict[str, str]  # setting -> the data's notice
+
+    def estimate(self, arm: str, metric: str | Metric, setting: str = "cross") -> Estimate:
+        """The record of ``arm`` for ``metric`` (a :class:`Metric` or its key)."""
+        key = metric.key if isinstance(metric, Metric) else metric
+        return self.scores[setting, arm].estimates[key]
+
+    def estimates(self) -> list[Estimate]:
+        """Every record, by setting, then arm, then metric."""
+        return [e for s in self.scores.values() for e in s.estimates.values()]
+
+    def frame(self) -> pd.DataFrame:
+        """Every record as a row (the CSV the tables are written from), with each arm's group,
+        whether it is transductive, and where its runs trained."""
+        rows = []
+        for e in self.estimates():
+            arm = self.grid.arm(e.arm)
+            runs = [r for (s, a, _), rs in self.runs.items() if s == e.setting and a == e.arm
+                    for r in rs]
+            rows.append({**vars(e), "chosen": "; ".join(f"{c}: {n}" for c, n in e.chosen),
+                         "group": arm.group, "transductive": arm.transductive,
+                         "device": ", ".join(sorted({trained_on(r) for r in runs})),
+                         "data": self.data[e.setting], "profile": self.grid.profile})
+        return pd.DataFrame(rows)
+
+
+def score_grid(grid: Grid, runs: GridRuns, data: Mapping[str, PreparedData],
+               metrics: Sequence[Metric] = SCREENING, *, n_boot: int = 1000,
+               seed: int = 0) -> GridResult:
+    """Score every arm of ``grid`` from its runs (:func:`run_grid`) on the cells of ``data``
+    (:func:`grid_data`): nested choices, intervals, new-slides ranges (module docstring).
+    Every arm of a setting is rescored on the same slide draws (``seed``), so any two can be
+    compared by :func:`compare`."""
+    halves = _Halves()
+    scores = {}
+    for setting in grid.settings:
+        pool = data[setting].frame("pool")
+        for arm in grid.arms:
+            per_candidate = {c: [run_scorings(r, data[setting], halves)
+                                 for r in runs[setting, arm.name, c]]
+                             for c in arm.options() if runs[setting, arm.name, c]}
+            if not per_candidate:
+                raise TrainingDiverged(f"every candidate of {arm.name} diverged "
+                                       f"({', '.join(arm.options())}); try lower rates "
+                                       "(--lrs) or amp=False")
+            first = next(rs[0] for (s, a, _), rs in runs.items()
+                         if s == setting and a == arm.name and rs)
+            scores[setting, arm.name] = score_arm(
+                setting, arm.name, per_candidate, pool, metrics,
+                MONITORS[first.config.monitor], n_boot=n_boot, seed=seed)
+    return GridResult(grid, tuple(metrics), scores, runs,
+                      {s: d.source.notice for s, d in data.items()})
+
+
+# ----------------------------------------------------------------------------- comparisons
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family: all of ``pvalues``)."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def _p_value(draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "no difference" (the smaller tail beyond zero, twice,
+    with the draw at the point estimate's side counted so that it is never 0)."""
+    d = draws[np.isfinite(draws)]
+    if d.size == 0:
+        return math.nan
+    below, above = (np.sum(d <= 0) + 1) / (d.size + 1), (np.sum(d >= 0) + 1) / (d.size + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def compare_scores(triples: Sequence[tuple[ArmScores, ArmScores, str]],
+                   setting: str = "cross") -> list[Comparison]:
+    """Paired comparisons of ``(first, second, metric key)``, Holm-corrected over all of
+    them (the family)."""
+    cells = []
+    for first, second, key in triples:
+        a, b = first.estimates[key], second.estimates[key]
+        draws = first.replicates[key] - second.replicates[key]
+        wins = int(np.sum(first.per_split[key] > second.per_split[key]))
+        cells.append((a, b, key, a.value - b.value, draws, wins))
+    if not cells:
+        return []
+    adjusted = holm([_p_value(c[4]) for c in cells])
+    order = np.argsort([_p_value(c[4]) for c in cells], kind="stable")
+    rank = np.empty(len(cells), dtype=int)
+    rank[order] = np.arange(len(cells))
+    out = []
+    for i, (a, b, key, diff, draws, wins) in enumerate(cells):
+        finite = draws[np.isfinite(draws)]
+        level = ALPHA / (len(cells) - rank[i])
+        low, high, hlow, hhigh = (np.quantile(finite, [ALPHA / 2, 1 - ALPHA / 2, level / 2,
+                                                       1 - level / 2])
+                                  if finite.size else (math.nan,) * 4)
+        out.append(Comparison(setting, a.arm, b.arm, key, float(diff), float(low), float(high),
+                              float(hlow), float(hhigh), _p_value(draws), float(adjusted[i]),
+                              wins, a.n_splits, len(cells),
+                              bool(np.isfinite(adjusted[i]) and adjusted[i] < ALPHA)))
+    return out
+
+
+def compare(result: GridResult, pairs: Iterable[tuple[str, str]],
+            metrics: Sequence[Metric | str] | None = None,
+            setting: str = "cross") -> list[Comparison]:
+    """Paired comparisons of arm pairs of ``result`` in ``setting`` (one table: one Holm
+    family). Pairs naming an arm the grid lacks are skipped."""
+    keys = [m.key if isinstance(m, Metric) else m for m in (metrics or result.metrics)]
+    pairs = [(a, b) for a, b in pairs if (setting, a) in result.scores
+             and (setting, b) in result.scores]
+    return compare_scores([(result.scores[setting, a], result.scores[setting, b], key)
+                           for a, b in pairs for key in keys], setting)
+
+
+def comparisons_frame(comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    """The comparisons as rows, with their verdicts."""
+    return pd.DataFrame([{**vars(c), "verdict": c.verdict} for c in comparisons])
+
+
+# ----------------------------------------------------------------------------- formatters
+#: Readable metric names.
+METRIC_WORDS: dict[str, str] = {
+    "roc_auc": "AUC", "balanced_accuracy": "Bal. acc. (%)",
+    "sens_at_spec95": "Sens. @ 95% spec. (%)", "accuracy": "Accuracy (%)",
+    "precision": "Precision (%)", "recall": "Recall (%)", "specificity": "Specificity (%)",
+    "f1": "F1-Score (%)", "sensitivity": "Sens. (%)"}
+
+
+def metric_label(key: str) -> str:
+    """A column name for a metric key (``recall@threshold|carcinoma_in_situ`` reads
+    "Recall (%), at the selection threshold, carcinoma in situ")."""
+    name, _, cls = key.partition("|")
+    name, _, at = name.partition("@")
+    label = METRIC_WORDS.get(name, name)
+    return label + (", at the selection threshold" if at else "") + (
+        f", {cls.replace('_', ' ')}" if cls else "")
+
+
+def _scale(key: str) -> tuple[float, int]:
+    return (1.0, 3) if key.startswith("roc_auc") else (100.0, 1)
+
+
+def cell(e: Estimate) -> str:
+    """A table cell: ``value ± sd [low, high]`` (AUC as a fraction, the rest in percent)."""
+    scale, digits = _scale(e.metric)
+    if not np.isfinite(e.value):
+        return "-"
+    text = f"{scale * e.value:.{digits}f}"
+    if np.isfinite(e.spread):
+        text += f" ± {scale * e.spread:.{digits}f}"
+    if np.isfinite(e.low) and np.isfinite(e.high):
+        text += f" [{scale * e.low:.{digits}f}, {scale * e.high:.{digits}f}]"
+    return text
+
+
+def new_slides_cell(e: Estimate) -> str:
+    """The new-slides range as ``low-high``."""
+    scale, digits = _scale(e.metric)
+    if not (np.isfinite(e.new_low) and np.isfinite(e.new_high)):
+        return "-"
+    return f"{scale * e.new_low:.{digits}f}-{scale * e.new_high:.{digits}f}"
+
+
+def words(c: Comparison, labels: Mapping[str, str] | None = None) -> str:
+    """A comparison in words: ``first vs second, AUC: +0.050 [-0.010, 0.110] (Holm ...),
+    first higher on 14 of 20 report halves: not shown``."""
+    labels = labels or {}
+    scale, digits = _scale(c.metric)
+    name = metric_label(c.metric).removesuffix(" (%)")
+    unit = "" if scale == 1 else " points"
+    halves = (f"; {labels.get(c.first, c.first)} higher on {c.wins} of {c.n_splits} report "
+              "halves" if c.n_splits > 1 else "")
+    verdict = {"higher": "higher, shown", "lower": "lower, shown"}.get(c.verdict, "not shown")
+    return (f"{labels.get(c.first, c.first)} vs {labels.get(c.second, c.second)}, {name}: "
+            f"{scale * c.diff:+.{digits}f}{unit} [{scale * c.low:+.{digits}f}, "
+            f"{scale * c.high:+.{digits}f}] (Holm interval [{scale * c.holm_low:+.{digits}f}, "
+            f"{scale * c.holm_high:+.{digits}f}], p {c.p_holm:.3f} over {c.family})"
+            f"{halves}: **{verdict}**")
+
+
+def wide_table(result: GridResult, columns: Sequence[tuple[str, str]],
+               labels: Mapping[str, str] | None = None, new_slides: str | None = None
+               ) -> pd.DataFrame:
+    """Readable table, one row per arm: a :func:`cell` per ``(setting, metric key)`` column,
+    and with ``new_slides`` (a metric key) its range on new slides across datasets."""
+    labels = labels or {}
+    rows = []
+    for arm in result.grid.arms:
+        row = {"Arm": labels.get(arm.name, arm.name) + (" (transductive)"
+                                                        if arm.transductive else "")}
+        for setting, key in columns:
+            if (setting, arm.name) in result.scores:
+                head = f"{metric_label(key)}, {SETTING_WORDS[setting]}"
+                row[head] = cell(result.estimate(arm.name, key, setting))
+        if new_slides and ("cross", arm.name) in result.scores:
+            row[f"{metric_label(new_slides)}, new slides (95%)"] = new_slides_cell(
+                result.estimate(arm.name, new_slides))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def grid_caption(result: GridResult, what: str, family: int | None = None) -> str:
+    """What a grid table's cells are, from the result: seeds, splits, intervals, family."""
+    parts = []
+    for setting in result.grid.settings:
+        e = next(e for e in result.estimates() if e.setting == setting)
+        spread = f"sd over {e.n_seeds} seeds" if e.n_seeds > 1 else (
+            f"sd over {e.n_splits} splits, one seed" if e.n_splits > 1 else "one seed, one split")
+        parts.append(f"{SETTING_WORDS[setting]}: {e.n_seeds} seed(s) x {e.n_splits} split(s), "
+                     f"{spread}")
+    text = (f"{what} regenerated by aecnn-kit (profile {result.grid.profile}). Every choice "
+            "(candidate, epoch, threshold, temperature) is made on each split's selection half; "
+            "the value is the mean over splits of the report-half scores (mean over seeds). "
+            "Cells: value ± sd [95% interval over slides]; " + "; ".join(parts) + ".")
+    if family:
+        text += (f" Comparisons: paired slide bootstrap, Holm-corrected over a family of "
+                 f"{family}.")
+    return text
