@@ -15,6 +15,7 @@ import seaborn as sns
 from .data.cache import load_cell, row_box, square_resize
 from .data.explore import sample_rows
 from .data.taxonomy import DATASET_LABELS
+from .grid import SETTING_WORDS, Comparison, metric_label
 from .io import atomic_path
 from .models import model_label
 
@@ -412,6 +413,41 @@ def plot_ablations(table: pd.DataFrame, notice: str | None = None) -> plt.Figure
     axes[0][0].set_yticks(y)
     axes[0][0].set_yticklabels(table["ablation"], fontsize=8)
     axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
+def plot_comparisons(comparisons: Sequence[Comparison], labels: dict[str, str] | None = None,
+                     notice: str | None = None) -> plt.Figure:
+    """Paired comparisons as a forest plot (:func:`aecnn_utils.grid.compare`), a panel per
+    metric and setting: each difference (first arm minus second) with its 95% interval (thin)
+    and its Holm interval (thick); filled where the difference is shown, open where not; zero
+    dashed. AUC as a fraction, the rest in points."""
+    labels = labels or {}
+    panels = list(dict.fromkeys((c.setting, c.metric) for c in comparisons))
+    rows = list(dict.fromkeys((c.first, c.second) for c in comparisons))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 2.5,
+                                                      0.36 * len(rows) + 1.4),
+                             squeeze=False, sharey=True)
+    y = {pair: len(rows) - 1 - i for i, pair in enumerate(rows)}
+    for ax, (setting, metric) in zip(axes[0], panels, strict=True):
+        scale = 1.0 if metric.startswith("roc_auc") else 100.0
+        for c in (c for c in comparisons if (c.setting, c.metric) == (setting, metric)):
+            at = y[c.first, c.second]
+            ax.plot([scale * c.holm_low, scale * c.holm_high], [at, at], color="C0", lw=3,
+                    alpha=0.35, solid_capstyle="butt")
+            ax.plot([scale * c.low, scale * c.high], [at, at], color="C0", lw=1)
+            ax.plot(scale * c.diff, at, "o", color="C0", ms=5,
+                    markerfacecolor="C0" if c.shown else "white")
+        ax.axvline(0, color="grey", ls="--", lw=1)
+        ax.set_xlabel(f"difference in {metric_label(metric).removesuffix(' (%)')}"
+                      f"{'' if scale == 1 else ' (points)'}, {SETTING_WORDS[setting]}")
+    axes[0][0].set_yticks(list(y.values()))
+    axes[0][0].set_yticklabels([f"{labels.get(a, a)} - {labels.get(b, b)}" for a, b in y],
+                               fontsize=8)
+    fig.suptitle(f"Paired differences: 95% interval (thin), Holm interval over "
+                 f"{comparisons[0].family} (thick); filled = shown", fontsize=9)
     fig.tight_layout()
     add_notice(fig, notice)
     return fig

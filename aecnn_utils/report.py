@@ -137,6 +137,26 @@ def grid_table2(result: G.GridResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def grid_numeric(result: G.GridResult, metrics: Sequence[str] = tuple(METRIC_LABELS),
+                 setting: str = "cross") -> pd.DataFrame:
+    """One row per arm, per metric key its value, ``_std`` (the table's spread), ``_low``,
+    ``_high``, ``_new_low``, ``_new_high`` (percent, AUC as a fraction) and the paper's value
+    (``_paper``, Table 2's models): the numbers behind :func:`grid_table2` and Fig. 2."""
+    rows = []
+    for arm in result.grid.arms:
+        row: dict[str, Any] = {"model": model_label(arm.name), "arm": arm.name}
+        for key in metrics:
+            e = result.estimate(arm.name, key, setting)
+            scale = 1.0 if key.startswith("roc_auc") else 100.0
+            for suffix, v in (("", e.value), ("_std", e.spread), ("_low", e.low),
+                              ("_high", e.high), ("_new_low", e.new_low),
+                              ("_new_high", e.new_high)):
+                row[f"{key}{suffix}"] = scale * v
+            row[f"{key}_paper"] = PAPER_TABLE2.get(arm.name, {}).get(key, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def table2_comparisons(result: G.GridResult, ours: str = "aecnn") -> list[G.Comparison]:
     """AECNN against every other model on the screening metrics (one Holm family)."""
     return G.compare(result, [(ours, a.name) for a in result.grid.arms if a.name != ours],

@@ -275,3 +275,14 @@ def test_study_grid_along_the_cli_nested_figures_are_the_runs_own(
     assert sum(recipe["splits_chose"].values()) == 2
     out = capsys.readouterr().out
     assert "optimism from a choice that has seen the report cells" in out
+
+
+def test_forest_plot_and_numeric_table_of_a_grid(tmp_path) -> None:
+    from aecnn_utils import plots
+
+    first, second = _two_arms(5, 2.4, 1.0, n_boot=200)
+    comparisons = G.compare_scores([(first, second, "roc_auc"), (second, first, "roc_auc")])
+    fig = plots.plot_comparisons(comparisons, {"a=2.4": "strong"}, notice="synthetic")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["strong - a=1.0",
+                                                                     "a=1.0 - strong"]
+    assert all(p.exists() for p in plots.save_figure(fig, tmp_path / "forest"))

@@ -12,7 +12,7 @@ import yaml
 
 from aecnn_utils import config as C
 from aecnn_utils import grid as G
-from aecnn_utils import report
+from aecnn_utils import plots, report
 from aecnn_utils.__main__ import main
 from aecnn_utils.config import profile_config
 from aecnn_utils.train import TrainingDiverged, train_models, train_run
@@ -59,6 +59,11 @@ def test_tune_chooses_per_split_records_the_majority_and_the_profile_reads_it(
     table = report.grid_table2(result)
     assert table.loc[0, "AUC (ours)"] == G.cell(e)
     assert table.loc[0, "AUC (paper)"] == "0.986"
+    numeric = report.grid_numeric(result)  # Fig. 2's numbers, from the same records
+    assert numeric.loc[0, "roc_auc"] == e.value and numeric.loc[0, "f1_paper"] == 97.02
+    f1 = result.estimate("aecnn", "f1")
+    assert numeric.loc[0, "f1_low"] == pytest.approx(100 * f1.low)
+    assert plots.plot_f1_bars(numeric).axes
 
 
 def test_tune_cli_dry_run_and_bad_grid(synthetic_root: Path, tmp_path: Path,
