@@ -90,12 +90,15 @@ def ablation_config(profile: str, name: str, setting: str = "cross",
     return grid.config(grid.arm(name), "", setting, **overrides)
 
 
-def minority_metric(data: PreparedData) -> G.Metric:
+def minority_metric(data: PreparedData) -> G.Metric | None:
     """Theorem 1's metric: the recall of the class with fewest training cells (sensitivity
-    when it is the positive class, else specificity)."""
-    minority = int(np.argmin(np.asarray(data.train_counts)))
+    when it is the positive class, else specificity); ``None`` for more than two classes
+    (no per-class recall in the grid's metrics)."""
     names = data.class_names
-    return G.Metric("recall" if minority == len(names) - 1 else "specificity")
+    if len(names) != 2:
+        return None
+    minority = int(np.argmin(np.asarray(data.train_counts)))
+    return G.Metric("recall" if minority == 1 else "specificity")
 
 
 def ablation_metrics(data: PreparedData) -> tuple[G.Metric, ...]:
@@ -110,10 +113,11 @@ def ablation_metrics(data: PreparedData) -> tuple[G.Metric, ...]:
 def ablation_comparisons(result: G.GridResult, data: PreparedData,
                          setting: str = "cross") -> list[G.Comparison]:
     """The :data:`CLAIMS` of ``setting`` as paired comparisons (one Holm family)."""
-    minority = minority_metric(data).key
-    return G.compare_scores([(result.scores[setting, a], result.scores[setting, b],
-                              minority if m == "minority recall" else m)
-                             for _, a, b, m in CLAIMS
+    minority = minority_metric(data)
+    claims = [(a, b, minority.key if m == "minority recall" and minority else m)
+              for _, a, b, m in CLAIMS if minority or m != "minority recall"]
+    return G.compare_scores([(result.scores[setting, a], result.scores[setting, b], m)
+                             for a, b, m in claims
                              if (setting, a) in result.scores and (setting, b) in result.scores],
                             setting)
 

@@ -34,11 +34,14 @@ over splits, divided by sqrt(2), estimates the sd of a score on one fresh half; 
 the uncertainty of the mean (normal approximation).
 
 **Paired comparisons** (:func:`compare`). Two arms scored on the same cells: the difference of
-their values and its 95% interval from the same slide draws for both arms (a paired bootstrap),
-the share of report halves on which the first arm wins, and a two-sided bootstrap p-value. A
-difference is *shown* only when it survives Holm's step-down correction over the comparisons of
-one table (the caption gives the family size); the Holm interval is the percentile interval at
-the comparison's Holm level.
+their values; its standard error from a paired bootstrap (each draw resamples the slides once
+for both arms and, on top, each arm's training seeds, so that the difference is one of training
+procedures); its 95% interval and two-sided p-value (Student's t with the seeds' degrees of
+freedom, from that standard error: three seeds estimate training noise loosely); and the
+share of report halves on which the first arm wins. A difference is *shown* only when it
+survives Holm's step-down correction over the comparisons of one table (the caption gives the
+family size); the Holm interval is the interval at the comparison's Holm level (the step-down
+stops at the first comparison, by p-value, whose Holm interval holds zero).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
+from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
 from . import metrics as M
@@ -155,9 +160,10 @@ class Grid:
         """The config of one arm's candidate in one setting; in-domain trains the first seed
         only. Model arguments equal to the model's defaults are dropped, so that equal models
         share their runs."""
-        seeds = self.cross_seeds() if setting == "cross" else self.cross_seeds()[:1]
-        changes = merge_changes({"seeds": seeds}, self.base, overrides, arm.changes,
-                                arm.options()[candidate], SETTINGS[setting])
+        changes = merge_changes({"seeds": self.cross_seeds()}, self.base, overrides,
+                                arm.changes, arm.options()[candidate], SETTINGS[setting])
+        if setting != "cross":  # in-domain: one seed, marked as such in the captions
+            changes["seeds"] = tuple(changes["seeds"])[:1]
         model = str(changes.get("model", RunConfig.model))
         defaults = model_defaults(model)
         kwargs = {k: v for k, v in changes.get("model_kwargs", {}).items()
@@ -347,9 +353,10 @@ class ArmScores:
     """What :func:`score_arm` keeps of one arm in one setting, for records and comparisons."""
 
     estimates: dict[str, Estimate]
-    replicates: dict[str, np.ndarray]  # metric key -> (n_boot,) bootstrap values of the value
+    replicates: dict[str, np.ndarray]  # metric key -> (seeds, n_boot): each seed's split mean
     per_split: dict[str, np.ndarray]   # metric key -> (n_splits,) report-half values
     chosen: list[str]                  # candidate chosen on each split
+    draws: tuple                       # what the slide draws depend on: equal ones are paired
 
 
 def _choose(values: np.ndarray, mode: str) -> int:
@@ -389,8 +396,9 @@ def _score(scoring: Scoring, rows: np.ndarray, labels: np.ndarray, metrics: Sequ
         pred = (p[:, 1] >= (0.5 if t is None else t)).astype(np.int64) if p.shape[1] == 2 \
             else np.argmax(p, axis=1)
         w = np.ones((1, r.size)) if weights is None else weights[:, r]
-        values = M.batch_metrics(labels[r], p, pred, w, [m.name for m in group])
-        out.update({m.key: values[m.name] for m in group})
+        defined = [m.name for m in group if p.shape[1] == 2 or m.name in M.MULTICLASS_METRICS]
+        values = M.batch_metrics(labels[r], p, pred, w, defined)
+        out.update({m.key: values.get(m.name, np.full(len(w), np.nan)) for m in group})
     return out
 
 
@@ -399,6 +407,11 @@ def _nanmean(a: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
     count = finite.sum(axis=axis)
     total = np.where(finite, a, 0.0).sum(axis=axis)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _clip(v: float) -> float:
+    """A bound of a range of a score in [0, 1] (NaN stays NaN)."""
+    return min(max(v, 0.0), 1.0) if np.isfinite(v) else math.nan
 
 
 def _sd(values: np.ndarray) -> float:
@@ -442,24 +455,28 @@ def score_arm(setting: str, arm: str, candidates: Mapping[str, Sequence[Sequence
     for m in metrics:
         point = report[m.key][..., 0]                       # (seeds, splits)
         per_split = _nanmean(point, 0)
-        value = float(_nanmean(per_split, 0))
-        boot = _nanmean(replicates[m.key], (0, 1))          # (draws,)
+        value = float(_nanmean(_nanmean(point, 1), 0))      # each seed's split mean, averaged
+        per_seed = _nanmean(replicates[m.key], 1)           # (seeds, draws), the same two steps
+        boot = _nanmean(per_seed, 0)
         finite = boot[np.isfinite(boot)]
         low, high = (np.quantile(finite, [ALPHA / 2, 1 - ALPHA / 2]) if finite.size
                      else (math.nan, math.nan))
-        gap = per_split - _nanmean(held[m.key][..., 0], 0)
-        sd_new = _sd(gap) / math.sqrt(2)
-        se = _sd(finite) if finite.size > 1 else math.nan
-        half = _Z * math.sqrt(sd_new ** 2 + se ** 2) if np.isfinite(sd_new) else math.nan
+        half = math.nan
+        if not m.at_threshold:  # the threshold pins the selection half's recall: no gap there
+            gap = per_split - _nanmean(held[m.key][..., 0], 0)
+            sd_new = _sd(gap) / math.sqrt(2)
+            se = _sd(finite) if finite.size > 1 else math.nan
+            half = _Z * math.sqrt(sd_new ** 2 + se ** 2) if np.isfinite(sd_new) else math.nan
         est[m.key] = Estimate(
             setting, arm, m.key, value, _sd(per_split), _sd(_nanmean(point, 1)),
-            float(low), float(high), max(value - half, 0.0), min(value + half, 1.0), n_seeds,
-            n_splits,
-            tuple(counts.items()) if names != [""] else (),
-            float(_nanmean(_nanmean(all_cells[m.key][..., 0], 0), 0)),
+            float(low), float(high), _clip(value - half), _clip(value + half), n_seeds,
+            n_splits, tuple(counts.items()) if names != [""] else (),
+            float(_nanmean(_nanmean(all_cells[m.key][..., 0], 1), 0)),
             names[once] if names != [""] else "")
-        reps[m.key], splits[m.key] = boot, per_split
-    return ArmScores(est, reps, splits, [names[c] for c in chosen])
+        reps[m.key], splits[m.key] = per_seed, per_split
+    cells = pd.util.hash_pandas_object(frame[[CI_UNIT, "label"]], index=False)
+    draws = (len(frame), int(cells.sum()), n_boot, seed)
+    return ArmScores(est, reps, splits, [names[c] for c in chosen], draws)
 
 
 @dataclass
@@ -497,12 +514,12 @@ class GridResult:
 
 
 def score_grid(grid: Grid, runs: GridRuns, data: Mapping[str, PreparedData],
-               metrics: Sequence[Metric] = SCREENING, *, n_boot: int = 1000,
+               metrics: Sequence[Metric] = SCREENING, *, n_boot: int | None = None,
                seed: int = 0) -> GridResult:
     """Score every arm of ``grid`` from its runs (:func:`run_grid`) on the cells of ``data``
     (:func:`grid_data`): nested choices, intervals, new-slides ranges (module docstring).
-    Every arm of a setting is rescored on the same slide draws (``seed``), so any two can be
-    compared by :func:`compare`."""
+    Every arm of a setting is rescored on the same slide draws (``seed``; ``n_boot`` of them,
+    default the runs' config's), so any two can be compared by :func:`compare`."""
     halves = _Halves()
     scores = {}
     for setting in grid.settings:
@@ -519,7 +536,8 @@ def score_grid(grid: Grid, runs: GridRuns, data: Mapping[str, PreparedData],
                          if s == setting and a == arm.name and rs)
             scores[setting, arm.name] = score_arm(
                 setting, arm.name, per_candidate, pool, metrics,
-                MONITORS[first.config.monitor], n_boot=n_boot, seed=seed)
+                MONITORS[first.config.monitor], n_boot=n_boot or first.config.n_boot,
+                seed=seed)
     return GridResult(grid, tuple(metrics), scores, runs,
                       {s: d.source.notice for s, d in data.items()})
 
@@ -536,42 +554,85 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def _p_value(draws: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of "no difference" (the smaller tail beyond zero, twice,
-    with the draw at the point estimate's side counted so that it is never 0)."""
-    d = draws[np.isfinite(draws)]
-    if d.size == 0:
-        return math.nan
-    below, above = (np.sum(d <= 0) + 1) / (d.size + 1), (np.sum(d >= 0) + 1) / (d.size + 1)
-    return float(min(1.0, 2 * min(below, above)))
+def _seed_draws(per_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot,) values of an arm with its training seeds resampled on top of each slide draw:
+    a mean over seeds drawn with replacement, its deviation scaled by sqrt(k / (k - 1)) so that
+    its variance is the seeds' (unbiased) sd squared over k; one seed: no training noise
+    can be drawn (the caption says so)."""
+    k, n = per_seed.shape
+    mean = _nanmean(per_seed, 0)
+    if k < 2:
+        return mean
+    pick = rng.integers(0, k, size=(k, n))
+    resampled = _nanmean(np.take_along_axis(per_seed, pick, axis=0), 0)
+    return mean + math.sqrt(k / (k - 1)) * (resampled - mean)
+
+
+def _seed_df(first: ArmScores, second: ArmScores, key: str) -> float:
+    """Degrees of freedom of a comparison's statistic: the seeds' (k1 + k2 - 2) when both arms
+    have several seeds, whose sd of training noise is then itself uncertain; else normal."""
+    k1, k2 = len(first.replicates[key]), len(second.replicates[key])
+    return float(k1 + k2 - 2) if min(k1, k2) > 1 else math.inf
+
+
+def _p(z: float, df: float) -> float:
+    """Two-sided p-value of a t (normal for infinite ``df``) statistic."""
+    return float(2 * student_t.sf(abs(z), df)) if np.isfinite(df) else float(
+        math.erfc(abs(z) / math.sqrt(2)))
+
+
+def _quantile(level: float, df: float) -> float:
+    """The t (or normal) quantile that leaves ``level / 2`` in each tail."""
+    return float(student_t.ppf(1 - level / 2, df) if np.isfinite(df) else
+                 norm.ppf(1 - level / 2))
 
 
 def compare_scores(triples: Sequence[tuple[ArmScores, ArmScores, str]],
-                   setting: str = "cross") -> list[Comparison]:
+                   setting: str = "cross", seed: int = 0) -> list[Comparison]:
     """Paired comparisons of ``(first, second, metric key)``, Holm-corrected over all of
-    them (the family)."""
+    them (the family; comparisons whose difference is undefined do not count).
+
+    Each bootstrap draw resamples the slides once for both arms (the same draws: refused
+    otherwise) and, on top, each arm's training seeds (:func:`_seed_draws`), so that a
+    difference is one of training procedures, not of the weights these seeds happened to
+    give. The difference's standard error is the sd of the drawn differences; its interval
+    and p-value are Wald ones (Student's t with the seeds' degrees of freedom when both arms
+    have several seeds, else normal), which resolve the small levels Holm's correction asks
+    for (a percentile would need tens of thousands of draws)."""
+    rng = np.random.default_rng(seed)
     cells = []
     for first, second, key in triples:
+        if first.draws != second.draws:
+            raise ValueError(f"{first.estimates[key].arm} and {second.estimates[key].arm} were "
+                             "scored on different slide draws (cells, n_boot or seed): score "
+                             "them in one score_grid call to compare them")
         a, b = first.estimates[key], second.estimates[key]
-        draws = first.replicates[key] - second.replicates[key]
-        wins = int(np.sum(first.per_split[key] > second.per_split[key]))
-        cells.append((a, b, key, a.value - b.value, draws, wins))
-    if not cells:
-        return []
-    adjusted = holm([_p_value(c[4]) for c in cells])
-    order = np.argsort([_p_value(c[4]) for c in cells], kind="stable")
-    rank = np.empty(len(cells), dtype=int)
-    rank[order] = np.arange(len(cells))
-    out = []
-    for i, (a, b, key, diff, draws, wins) in enumerate(cells):
+        draws = _seed_draws(first.replicates[key], rng) - _seed_draws(second.replicates[key],
+                                                                        rng)
         finite = draws[np.isfinite(draws)]
-        level = ALPHA / (len(cells) - rank[i])
-        low, high, hlow, hhigh = (np.quantile(finite, [ALPHA / 2, 1 - ALPHA / 2, level / 2,
-                                                       1 - level / 2])
-                                  if finite.size else (math.nan,) * 4)
-        out.append(Comparison(setting, a.arm, b.arm, key, float(diff), float(low), float(high),
-                              float(hlow), float(hhigh), _p_value(draws), float(adjusted[i]),
-                              wins, a.n_splits, len(cells),
+        se = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+        diff = a.value - b.value
+        df = _seed_df(first, second, key)
+        if not np.isfinite(se) or not np.isfinite(diff):
+            p = math.nan
+        else:
+            p = _p(diff / se, df) if se > 0 else float(diff == 0)
+        wins = int(np.sum(first.per_split[key] > second.per_split[key]))
+        cells.append((a, b, key, diff, se, p, wins, df))
+    pvalues = np.array([c[5] for c in cells], dtype=float)
+    finite = np.isfinite(pvalues)
+    adjusted = np.full(len(cells), math.nan)
+    adjusted[finite] = holm(pvalues[finite])
+    m = int(finite.sum())
+    # Holm's levels: alpha / (m - rank), rank by p (ties: the first of them, the stricter)
+    sorted_p = np.sort(pvalues[finite])
+    out = []
+    for i, (a, b, key, diff, se, p, wins, df) in enumerate(cells):
+        rank = int(np.searchsorted(sorted_p, p, side="left")) if np.isfinite(p) else m - 1
+        z95, zholm = _quantile(ALPHA, df), _quantile(ALPHA / max(m - rank, 1), df)
+        out.append(Comparison(setting, a.arm, b.arm, key, float(diff), diff - z95 * se,
+                              diff + z95 * se, diff - zholm * se, diff + zholm * se, p,
+                              float(adjusted[i]), wins, a.n_splits, m,
                               bool(np.isfinite(adjusted[i]) and adjusted[i] < ALPHA)))
     return out
 
@@ -679,15 +740,16 @@ def grid_caption(result: GridResult, what: str, family: int | None = None) -> st
     """What a grid table's cells are, from the result: seeds, splits, intervals, family."""
     parts = []
     for setting in result.grid.settings:
-        e = next(e for e in result.estimates() if e.setting == setting)
-        spread = f"sd over {e.n_seeds} seeds" if e.n_seeds > 1 else (
-            f"sd over {e.n_splits} splits, one seed" if e.n_splits > 1 else "one seed, one split")
-        parts.append(f"{SETTING_WORDS[setting]}: {e.n_seeds} seed(s) x {e.n_splits} split(s), "
-                     f"{spread}")
+        shapes = sorted({(e.n_seeds, e.n_splits) for e in result.estimates()
+                         if e.setting == setting}, reverse=True)
+        parts.append(f"{SETTING_WORDS[setting]}: " + ", ".join(
+            f"{k} seed{'s' * (k > 1)} x {n} split{'s' * (n > 1)}" for k, n in shapes))
     text = (f"{what} regenerated by aecnn-kit (profile {result.grid.profile}). Every choice "
             "(candidate, epoch, threshold, temperature) is made on each split's selection half; "
             "the value is the mean over splits of the report-half scores (mean over seeds). "
-            "Cells: value ± sd [95% interval over slides]; " + "; ".join(parts) + ".")
+            "Cells: value ± sd (over seeds where an arm has several, else over splits) [95% "
+            "interval over slides]; " + "; ".join(parts) + " (a single seed: its training "
+            "noise is not in the comparisons).")
     if family:
         text += (f" Comparisons: paired slide bootstrap, Holm-corrected over a family of "
                  f"{family}.")

@@ -57,6 +57,8 @@ SCALAR_METRICS: tuple[str, ...] = (
     "sens_at_spec90", "sens_at_spec95", "spec_at_sens90", "spec_at_sens95",
 )
 _N_MULTICLASS = SCALAR_METRICS.index("npv")
+#: The scalar metrics defined for C > 2 classes (the rest are binary only).
+MULTICLASS_METRICS: tuple[str, ...] = SCALAR_METRICS[:_N_MULTICLASS]
 _SCREENING = SCALAR_METRICS[-4:]
 _ROW_SUM_ATOL = 1e-3  # loose enough for float16 softmax outputs
 _ALPHA = (1.0 - 0.95) / 2.0  # two-sided 95% percentile interval

@@ -81,14 +81,19 @@ def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None
 
 
 def record(profile: str, result: G.GridResult) -> Path:
-    """Merge the learning rate most splits chose per model into ``<profile>_tuned.yaml``,
-    with each rate's count of splits and the nested AUC of the whole procedure."""
+    """Merge the learning rate most splits chose per model (counted over the layer tables)
+    into ``<profile>_tuned.yaml``, with each candidate's count of splits and the nested AUC
+    of the whole procedure."""
     entries = {}
     for arm in result.grid.arms:
         e = result.estimate(arm.name, "roc_auc")
+        by_lr: dict[float, int] = {}
+        for candidate, n in e.chosen:  # counted per learning rate, over the layer tables
+            lr = arm.candidates[candidate]["lr"]
+            by_lr[lr] = by_lr.get(lr, 0) + n
         top = arm.candidates[e.chosen[0][0]]
         entries[arm.name] = {
-            "lr": top["lr"], "splits_chose": dict(e.chosen),
+            "lr": max(by_lr, key=by_lr.get), "splits_chose": dict(e.chosen),
             "nested_auc": round(e.value, 6), "data": result.data["cross"],
             "why": "the learning rate most splits chose on their selection halves (the "
                    "monitor, mean over seeds); a record for `train`, never a reported figure"}

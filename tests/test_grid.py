@@ -5,6 +5,8 @@ no others, Holm's correction, and the new-slides range covers fresh slides."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -149,9 +151,69 @@ def test_holm_family_widens_intervals_and_withholds_weak_calls() -> None:
     (alone,) = G.compare_scores([(first, second, "roc_auc")])
     many = G.compare_scores([(first, second, "roc_auc")] + [(second, second, "roc_auc")] * 9)
     assert many[0].family == 10 and many[0].p == alone.p
-    assert many[0].p_holm >= alone.p_holm
-    assert many[0].holm_low <= alone.holm_low and many[0].holm_high >= alone.holm_high
+    assert many[0].p_holm == pytest.approx(min(1.0, 10 * alone.p))  # the smallest p: rank 0
+    se = (alone.high - alone.low) / (2 * 1.959963984540054)
+    z = NormalDist().inv_cdf(1 - 0.05 / 10 / 2)  # Holm's level of rank 0 of 10
+    assert many[0].holm_high - many[0].holm_low == pytest.approx(2 * z * se)
     assert not any(c.shown for c in many[1:])  # an arm against itself: no difference
+    assert all(c.diff == 0 and c.p_holm == 1 for c in many[1:])
+
+
+def _seed_scorings(frame: pd.DataFrame, halves: list, rng: np.random.Generator,
+                   gains: Sequence[float]) -> list[list[G.Scoring]]:
+    """One arm "trained with several seeds": each seed's scores separate by its own gain
+    (training noise), on the same cells."""
+    y = frame["label"].to_numpy()
+    return [_scorings(frame, _probs(g * y + frame["hard"].to_numpy()
+                                    + rng.normal(scale=0.5, size=y.size)), halves)
+            for g in gains]
+
+
+def _arm_with_seeds(frame: pd.DataFrame, halves: list, rng: np.random.Generator,
+                    gains: Sequence[float], name: str) -> G.ArmScores:
+    return G.score_arm("cross", name, {"": _seed_scorings(frame, halves, rng, gains)}, frame,
+                       AUC, "max", n_boot=300, seed=3)
+
+
+def test_training_noise_enters_the_paired_test() -> None:
+    """Two equal training procedures whose seeds differ as much as real ones do: resampling
+    the slides alone would call a difference often; with the seeds resampled too, the test
+    keeps to its level."""
+    calls = 0
+    for rep in range(12):
+        rng = np.random.default_rng(300 + rep)
+        frame = _cells(rng, 80, 6)
+        frame["hard"] = rng.normal(size=len(frame))
+        halves = _halves(rng, frame, 10)
+        a, b = (_arm_with_seeds(frame, halves, rng, list(rng.normal(1.2, 0.35, 3)), n)
+                for n in ("a", "b"))
+        calls += G.compare_scores([(a, b, "roc_auc")])[0].shown
+    assert calls <= 2
+
+
+def test_seeds_and_splits_are_not_swapped() -> None:
+    """3 seeds x 5 splits: the value and the sds over seeds and over splits are those of the
+    report-half scores, computed here by hand."""
+    rng = np.random.default_rng(8)
+    frame = _cells(rng, 40, 6).assign(hard=0.0)
+    halves = _halves(rng, frame, 5)
+    seeds = _seed_scorings(frame, halves, rng, [0.5, 1.5, 3.0])
+    e = G.score_arm("cross", "a", {"": seeds}, frame, AUC, "max", n_boot=50).estimates["roc_auc"]
+    y = frame["label"].to_numpy()
+    values = np.array([[_auc(y[s.report_rows], s.probs[s.report_rows]) for s in per_seed]
+                       for per_seed in seeds])  # (seeds, splits)
+    assert e.n_seeds == 3 and e.n_splits == 5
+    assert e.value == pytest.approx(values.mean())
+    assert e.sd_seeds == pytest.approx(values.mean(axis=1).std(ddof=1))
+    assert e.sd_splits == pytest.approx(values.mean(axis=0).std(ddof=1))
+    assert e.sd_seeds > 2 * e.sd_splits  # the gains differ a lot: seeds dominate
+
+
+def test_arms_scored_on_other_draws_are_not_compared() -> None:
+    first, _ = _two_arms(5, 1.4, 1.2, n_boot=100)
+    other, _ = _two_arms(6, 1.4, 1.2, n_boot=100)
+    with pytest.raises(ValueError, match="different slide draws"):
+        G.compare_scores([(first, other, "roc_auc")])
 
 
 def test_new_slides_range_covers_scores_on_fresh_slides() -> None:
@@ -168,7 +230,7 @@ def test_new_slides_range_covers_scores_on_fresh_slides() -> None:
         gain = rng.normal(1.0, 0.5, size=n_slides)[ids]  # slides separate more or less well
         return frame, _probs(gain * y + slide + rng.normal(size=y.size))
 
-    in_range, in_interval = [], []
+    in_range, in_interval, errors, halves_widths = [], [], [], []
     for _ in range(40):
         frame, probs = draw(80)
         e = G.score_arm("cross", "arm", {"": [_scorings(frame, probs, _halves(rng, frame, 20))]},
@@ -178,8 +240,12 @@ def test_new_slides_range_covers_scores_on_fresh_slides() -> None:
         v = _auc(fresh["label"].to_numpy(), p)
         in_range.append(e.new_low <= v <= e.new_high)
         in_interval.append(e.low <= v <= e.high)
+        errors.append(v - e.value)
+        halves_widths.append((e.new_high - e.new_low) / 2)
     assert 0.85 <= np.mean(in_range) <= 1.0
     assert np.mean(in_interval) < np.mean(in_range)
+    # neither too narrow nor far too wide: the half-width is about 1.96 sd of the errors
+    assert 0.75 < np.mean(halves_widths) / (1.96 * np.std(errors)) < 1.33
 
 
 def test_cells_and_words_come_from_the_records() -> None:

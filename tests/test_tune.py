@@ -129,3 +129,18 @@ def test_a_diverging_rate_is_never_chosen_not_a_crash(synthetic_root: Path, tmp_
     with pytest.raises(TrainingDiverged, match="every candidate"), pytest.warns(UserWarning):
         tune("smoke", ["mobilenet_v3_small"], [1e12, 1e13], tmp_path, progress=False,
              data_root=str(synthetic_root), **SMALL)
+
+
+def test_grids_never_read_the_tuned_record(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An arm that sets no learning rate trains at the profile's own, whatever the record
+    says; ``train`` (profile_config) takes the record, and the recipe."""
+    from aecnn_utils.study import study_grid
+
+    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    C.update_tuned("smoke", {"aecnn": {"lr": 0.3}, "recipe": {"method": "input: grey",
+                                                               "changes": {"input_mode": "grey"}}})
+    assert profile_config("smoke").lr == 0.3 and profile_config("smoke").input_mode == "grey"
+    grid = study_grid("smoke", ["plain"], reference=False)
+    plain = grid.config(grid.arm("plain"), "", "cross")
+    assert plain.lr == C.PROFILES["smoke"]["lr"] and plain.input_mode == "rgb"
