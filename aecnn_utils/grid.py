@@ -494,6 +494,16 @@ class GridResult:
         key = metric.key if isinstance(metric, Metric) else metric
         return self.scores[setting, arm].estimates[key]
 
+    def chosen_runs(self, setting: str = "cross") -> dict[str, list[RunResult]]:
+        """Arm -> the runs of the candidate most splits chose (an arm without candidates: its
+        runs), for what needs one config's runs (curves, confusion matrices, Grad-CAM)."""
+        out = {}
+        for arm in self.grid.arms:
+            if (setting, arm.name) in self.scores:
+                chosen = self.scores[setting, arm.name].chosen
+                out[arm.name] = self.runs[setting, arm.name, max(set(chosen), key=chosen.count)]
+        return out
+
     def estimates(self) -> list[Estimate]:
         """Every record, by setting, then arm, then metric."""
         return [e for s in self.scores.values() for e in s.estimates.values()]

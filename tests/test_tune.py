@@ -56,6 +56,8 @@ def test_tune_chooses_per_split_records_the_majority_and_the_profile_reads_it(
     # the base table's run at the recorded rate is the profile's run: reused, not trained again
     again = train_run(config, tmp_path / "runs", progress=False)
     assert again.reused and again.run_dir == runs[f"base, lr {lr:g}"][0].run_dir
+    (top, _), *_ = e.chosen
+    assert result.chosen_runs()["aecnn"] == runs[top]
     table = report.grid_table2(result)
     assert table.loc[0, "AUC (ours)"] == G.cell(e)
     assert table.loc[0, "AUC (paper)"] == "0.986"
