@@ -25,6 +25,7 @@ separate run trained with ``split_seed = s`` gives exactly the numbers of split 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,14 +86,33 @@ def select_epoch(values: Sequence[float], mode: str, patience: int) -> int:
     return best_epoch
 
 
+#: Split halves already drawn, by cells, datasets, fraction and seed (a draw takes about a
+#: second; every run of a grid, and every scoring of it, halves the same cells the same way).
+_HALVES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_HALVES_KEPT = 512
+
+
+def cells_key(frame: pd.DataFrame) -> str:
+    """A hash of a cell table's rows in their order (dataset, slide, label, file)."""
+    rows = pd.util.hash_pandas_object(frame[["dataset", CI_UNIT, "label", "path"]], index=False)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
+
+
 def split_halves(config: RunConfig, pool: pd.DataFrame, split_seed: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``pool`` in the selection and report halves of split ``split_seed``, drawn
-    exactly as :func:`aecnn_utils.splits.make_splits` draws them for that seed."""
-    cells = pd.concat([pool[pool["dataset"] == name].assign(_row=np.flatnonzero(
-        pool["dataset"].to_numpy() == name)) for name in config.val], ignore_index=True)
-    report, selection = grouped_split(cells, config.val_fraction, split_seed)
-    return selection["_row"].to_numpy(), report["_row"].to_numpy()
+    exactly as :func:`aecnn_utils.splits.make_splits` draws them for that seed (kept once
+    drawn: the same cells, datasets, fraction and seed give the same halves)."""
+    key = (cells_key(pool), config.val, config.val_fraction, split_seed)
+    if key not in _HALVES:
+        cells = pd.concat([pool[pool["dataset"] == name].assign(_row=np.flatnonzero(
+            pool["dataset"].to_numpy() == name)) for name in config.val], ignore_index=True)
+        report, selection = grouped_split(cells, config.val_fraction, split_seed)
+        if len(_HALVES) >= _HALVES_KEPT:
+            _HALVES.pop(next(iter(_HALVES)))
+        _HALVES[key] = (selection["_row"].to_numpy(), report["_row"].to_numpy())
+    selection_rows, report_rows = _HALVES[key]
+    return selection_rows.copy(), report_rows.copy()
 
 
 def seen_mask(config: RunConfig, frame: pd.DataFrame) -> np.ndarray:

@@ -46,6 +46,7 @@ stops at the first comparison, by p-value, whose Holm interval holds zero).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -223,22 +224,7 @@ class Scoring:
     selection: float
 
 
-class _Halves:
-    """Selection and report rows per split seed, drawn once (a draw takes about a second)."""
-
-    def __init__(self) -> None:
-        self._rows: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-
-    def get(self, config: RunConfig, data: PreparedData, split_seed: int
-            ) -> tuple[np.ndarray, np.ndarray]:
-        key = (data.fingerprint, config.val, config.val_fraction, split_seed)
-        if key not in self._rows:
-            self._rows[key] = split_halves(config, data.frame("pool"), split_seed)
-        return self._rows[key]
-
-
-def run_scorings(run: RunResult, data: PreparedData, halves: _Halves | None = None
-                 ) -> list[Scoring]:
+def run_scorings(run: RunResult, data: PreparedData) -> list[Scoring]:
     """Every scoring of a finished run, from its stored outputs: one per repeated split, or
     the configured split's."""
     if run.metrics.get("data_fingerprint") != data.fingerprint:
@@ -255,8 +241,8 @@ def run_scorings(run: RunResult, data: PreparedData, halves: _Halves | None = No
 
     m = run.metrics
     if "splits" in m:
-        halves = halves or _Halves()
-        return [Scoring(at(s["best_epoch"]), *halves.get(run.config, data, s["split_seed"]),
+        pool = data.frame("pool")
+        return [Scoring(at(s["best_epoch"]), *split_halves(run.config, pool, s["split_seed"]),
                         s.get("threshold"), float(s["selection_value"]))
                 for s in m["splits"]["per_split"]]
     return [Scoring(at(m["best_epoch"]), np.asarray(data.index["val"]),
@@ -474,8 +460,8 @@ def score_arm(setting: str, arm: str, candidates: Mapping[str, Sequence[Sequence
             float(_nanmean(_nanmean(all_cells[m.key][..., 0], 1), 0)),
             names[once] if names != [""] else "")
         reps[m.key], splits[m.key] = per_seed, per_split
-    cells = pd.util.hash_pandas_object(frame[[CI_UNIT, "label"]], index=False)
-    draws = (len(frame), int(cells.sum()), n_boot, seed)
+    draws = (hashlib.sha256(pd.util.hash_pandas_object(frame[[CI_UNIT, "label"]], index=False)
+                            .to_numpy().tobytes()).hexdigest(), n_boot, seed)
     return ArmScores(est, reps, splits, [names[c] for c in chosen], draws)
 
 
@@ -530,12 +516,11 @@ def score_grid(grid: Grid, runs: GridRuns, data: Mapping[str, PreparedData],
     (:func:`grid_data`): nested choices, intervals, new-slides ranges (module docstring).
     Every arm of a setting is rescored on the same slide draws (``seed``; ``n_boot`` of them,
     default the runs' config's), so any two can be compared by :func:`compare`."""
-    halves = _Halves()
     scores = {}
     for setting in grid.settings:
         pool = data[setting].frame("pool")
         for arm in grid.arms:
-            per_candidate = {c: [run_scorings(r, data[setting], halves)
+            per_candidate = {c: [run_scorings(r, data[setting])
                                  for r in runs[setting, arm.name, c]]
                              for c in arm.options() if runs[setting, arm.name, c]}
             if not per_candidate:

@@ -128,3 +128,26 @@ def test_the_validation_loss_runs_on_the_loss_device() -> None:
     weighted = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 3.0]))
     expected = float(weighted(torch.from_numpy(logits), torch.from_numpy(labels)))
     assert val_metrics(logits, labels, weighted)["val_loss"] == pytest.approx(expected)
+
+
+def test_split_halves_are_drawn_once_per_cells_and_seed(synthetic_root: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from aecnn_utils import evaluation
+
+    monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
+    config = profile_config("smoke", data_root=str(synthetic_root), image_size=32,
+                            test=("herlev",), n_splits=2)
+    pool = prepare_data(config, progress=False).frame("pool")
+    draws = []
+    drawn = evaluation.grouped_split
+    monkeypatch.setattr(evaluation, "grouped_split",
+                        lambda *a, **k: draws.append(a[2]) or drawn(*a, **k))
+    monkeypatch.setattr(evaluation, "_HALVES", {})
+    first = split_halves(config, pool, 7)
+    first[0][:] = -1  # a caller changing its copy changes nothing kept
+    again = split_halves(config, pool, 7)
+    assert draws == [7] and (again[0] >= 0).all()
+    assert set(again[0]).isdisjoint(again[1]) and len(again[0]) + len(again[1]) == len(pool)
+    split_halves(config, pool.iloc[::-1].reset_index(drop=True), 7)  # other cells: drawn
+    split_halves(config, pool, 8)
+    assert draws == [7, 7, 8]
