@@ -83,7 +83,6 @@ CROSS_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "cpu": (0, 1, 2)}
 NESTED_FIELDS: tuple[str, ...] = ("augment", "model_kwargs")
 #: Two-sided level of every interval and test.
 ALPHA = 0.05
-_Z = 1.959963984540054
 
 
 # ----------------------------------------------------------------------------- definitions
@@ -266,11 +265,6 @@ class Metric:
         return self.name + ("@threshold" if self.at_threshold else "") + (
             f"|{self.cls}" if self.cls else "")
 
-    @property
-    def fraction(self) -> bool:
-        """Printed as a fraction (AUC), else in percent."""
-        return self.name == "roc_auc"
-
 
 #: The metrics of the compared tables: AUC, balanced accuracy at 0.5, sensitivity at 95%
 #: specificity (threshold-free).
@@ -351,16 +345,6 @@ def _choose(values: np.ndarray, mode: str) -> int:
     return int(np.argmin(v) if mode == "min" else np.argmax(v))
 
 
-def _weights(groups: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, N) cell weights: how often each cell's slide was drawn (one draw of the slides
-    per replicate; the same for every arm of a setting given the seed)."""
-    uniques, index = np.unique(groups, return_inverse=True)
-    draws = np.random.default_rng(seed).integers(0, uniques.size, size=(n_boot, uniques.size))
-    draws += (np.arange(n_boot) * uniques.size)[:, None]
-    counts = np.bincount(draws.ravel(), minlength=n_boot * uniques.size)
-    return counts.reshape(n_boot, uniques.size).astype(np.float64)[:, index]
-
-
 def _score(scoring: Scoring, rows: np.ndarray, labels: np.ndarray, metrics: Sequence[Metric],
            member: Mapping[str, np.ndarray], weights: np.ndarray | None
            ) -> dict[str, np.ndarray]:
@@ -424,7 +408,7 @@ def score_arm(setting: str, arm: str, candidates: Mapping[str, Sequence[Sequence
     once = _choose(_nanmean(per_split_sel, 1), mode)
     labels = frame["label"].to_numpy()
     member = {m.cls: (frame["source_class"] == m.cls).to_numpy() for m in metrics if m.cls}
-    weights = _weights(frame[CI_UNIT].to_numpy(), n_boot, seed)
+    weights = M.slide_weights(frame[CI_UNIT].to_numpy(), n_boot, seed)
 
     def values(pick: Sequence[int], rows: str, w: np.ndarray | None) -> dict[str, np.ndarray]:
         """metric -> (seeds, splits, draws) of the picked candidate per split."""
@@ -452,7 +436,8 @@ def score_arm(setting: str, arm: str, candidates: Mapping[str, Sequence[Sequence
             gap = per_split - _nanmean(held[m.key][..., 0], 0)
             sd_new = _sd(gap) / math.sqrt(2)
             se = _sd(finite) if finite.size > 1 else math.nan
-            half = _Z * math.sqrt(sd_new ** 2 + se ** 2) if np.isfinite(sd_new) else math.nan
+            if np.isfinite(sd_new):
+                half = _quantile(ALPHA, math.inf) * math.sqrt(sd_new ** 2 + se ** 2)
         est[m.key] = Estimate(
             setting, arm, m.key, value, _sd(per_split), _sd(_nanmean(point, 1)),
             float(low), float(high), _clip(value - half), _clip(value + half), n_seeds,

@@ -43,6 +43,7 @@ __all__ = [
     "classification_metrics",
     "format_mean_std",
     "roc_points",
+    "slide_weights",
     "summarize_seeds",
     "threshold_for_sensitivity",
 ]
@@ -387,18 +388,13 @@ def bootstrap_mean_ci(
     Returns ``{metric: {"value": mean over scorings, "low", "high", "n_boot"}}``.
     """
     y = _as_labels(y_true)
-    uniques, group_index = np.unique(np.asarray(groups), return_inverse=True)
     sets = []
     for p_k, r_k, t_k in zip(probs, rows, thresholds, strict=True):
         p_k = np.asarray(p_k, dtype=np.float64)[r_k]
         thr = _resolve_threshold(t_k, p_k.shape[1])
         sets.append((r_k, p_k, _predict(p_k, thr), classification_metrics(y[r_k], p_k, thr)))
     names = tuple(metrics)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, uniques.size, size=(n_boot, uniques.size))
-    draws += (np.arange(n_boot) * uniques.size)[:, None]
-    weights = np.bincount(draws.ravel(), minlength=n_boot * uniques.size).reshape(
-        n_boot, uniques.size).astype(np.float64)[:, group_index]
+    weights = slide_weights(groups, n_boot, seed)
     per_set = [batch_metrics(y[r], p, pred, weights[:, r], names) for r, p, pred, _ in sets]
     out = {}
     for m in names:
@@ -409,6 +405,17 @@ def bootstrap_mean_ci(
         out[m] = {"value": value, "low": float(low), "high": float(high),
                   "n_boot": int(finite.size)}
     return out
+
+
+def slide_weights(groups: Sequence, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, N) cell weights of a bootstrap over ``groups`` (slides): in each replicate the
+    groups are drawn with replacement, and a cell weighs as often as its group was drawn. The
+    same ``groups``, ``n_boot`` and ``seed`` give the same draws (paired comparisons)."""
+    uniques, index = np.unique(np.asarray(groups), return_inverse=True)
+    draws = np.random.default_rng(seed).integers(0, uniques.size, size=(n_boot, uniques.size))
+    draws += (np.arange(n_boot) * uniques.size)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=n_boot * uniques.size)
+    return counts.reshape(n_boot, uniques.size).astype(np.float64)[:, index]
 
 
 def threshold_for_sensitivity(y_true: Any, p_pos: Any, target: float = 0.95) -> float:
