@@ -215,7 +215,8 @@ def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import published_dir, run_notebooks
 
     run_notebooks(args.profile, args.data_root, seed=args.seed, device=args.device,
-                  only=args.only, publish=published_dir(args.profile) if args.publish else None)
+                  only=args.only, publish=published_dir(args.profile) if args.publish else None,
+                  params=parse_overrides(args.param or []))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", action="store_true",
                    help="also write readers' copies (no machine paths, small figures) to "
                         "executed/<profile>/ of the checkout")
+    p.add_argument("--param", nargs="*", metavar="KEY=VALUE",
+                   help="further notebook parameters (YAML values), e.g. "
+                        "'ablations=[\"attention: none\"]'")
     p.set_defaults(func=_reproduce)
     return parser
 

@@ -141,6 +141,7 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
                   seed: int = 0, device: str = "auto", runs_dir: Path | None = None,
                   figures_dir: Path | None = None, only: Sequence[str] | None = None,
                   kernel_name: str = "python3", publish: str | Path | None = None,
+                  params: dict[str, Any] | None = None,
                   log: Callable[[str], None] = print) -> list[NotebookRun]:
     """Execute the notebooks in order, passing each the parameters it declares.
 
@@ -151,6 +152,9 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
         only: notebook name prefixes to run (e.g. ``["01"]``); default all.
         publish: a folder for each executed notebook's reader copy (:func:`publish_notebook`;
             the CLI's ``--publish``: :func:`published_dir`).
+        params: further notebook parameters (the CLI's ``--param``, e.g. ``ablations``), each
+            passed to the notebooks that declare it; one that no selected notebook declares
+            is refused.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -171,11 +175,18 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
         "runs_dir": str(runs_dir.resolve()),
         "seed": seed,
         "device": device,
+        **(params or {}),
     }
     paths = [p for p in notebook_paths(root / "notebooks")
              if not only or any(p.name.startswith(o) for o in only)]
     if not paths:
         raise ValueError(f"no notebook matches {list(only or [])}")
+    declared_by = {p: pm.inspect_notebook(str(p)) for p in paths}
+    unknown = sorted(set(params or {}) - {k for d in declared_by.values() for k in d})
+    if unknown:
+        raise ConfigError(f"parameter(s) {', '.join(unknown)} are declared by none of "
+                          f"{', '.join(p.name for p in paths)}; see each notebook's "
+                          "parameters cell")
     placeholders = {candidates["data_root"]: "<data_root>",  # for the published copies
                     candidates["figures_dir"]: "<figures_dir>",
                     candidates["runs_dir"]: "<runs_dir>", str(root): "<kit>",
@@ -183,13 +194,12 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
     results: list[NotebookRun] = []
     start_all = time.perf_counter()
     for k, path in enumerate(paths, start=1):
-        declared = pm.inspect_notebook(str(path))
-        params = {key: value for key, value in candidates.items() if key in declared}
+        passed = {key: value for key, value in candidates.items() if key in declared_by[path]}
         output = out_dir / path.name
         log(f"[{k}/{len(paths)}] {path.name} ({profile}) ...")
         start = time.perf_counter()
         try:
-            pm.execute_notebook(str(path), str(output), parameters=params,
+            pm.execute_notebook(str(path), str(output), parameters=passed,
                                 kernel_name=kernel_name, cwd=str(path.parent),
                                 progress_bar=False)
         except PapermillExecutionError as exc:

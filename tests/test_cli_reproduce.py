@@ -60,12 +60,13 @@ def test_reproduce_injects_parameters_and_writes_outputs(
     monkeypatch.chdir(synthetic_root.parent)
     runs = run_notebooks("smoke", synthetic_root.name, runs_dir=tmp_path / "runs",
                          figures_dir=tmp_path / "fig", only=["00"], log=lambda s: None,
-                         publish=tmp_path / "pub")
+                         publish=tmp_path / "pub", params={"seed": 3})
     assert [r.name for r in runs] == ["00_overview.ipynb"]
     assert runs[0].output == tmp_path / "runs" / "smoke" / "notebooks" / "00_overview.ipynb"
     nb = nbformat.read(runs[0].output, as_version=4)
     (injected,) = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert f"data_root = \"{synthetic_root}\"" in injected.source
+    assert "seed = 3" in injected.source  # a further parameter, passed as given
     saved = json.loads((tmp_path / "fig" / "smoke" / "00_environment.json").read_text())
     assert saved["config"]["data_root"] == str(synthetic_root)
     assert "synthetic data" in saved["data"]
@@ -76,6 +77,14 @@ def test_reproduce_injects_parameters_and_writes_outputs(
     assert 'data_root = "<data_root>"' in injected.source
     assert 'figures_dir = "<figures_dir>"' in injected.source
     assert str(tmp_path) not in (tmp_path / "pub" / "00_overview.ipynb").read_text()
+
+
+def test_reproduce_refuses_a_parameter_no_notebook_declares(tmp_path: Path) -> None:
+    from aecnn_utils.config import ConfigError
+
+    with pytest.raises(ConfigError, match="ablations are declared by none of 00_overview"):
+        run_notebooks("smoke", runs_dir=tmp_path, only=["00"], params={"ablations": []},
+                      log=lambda s: None)
 
 
 def test_reproduce_reports_the_failing_cell(tmp_path: Path) -> None:
