@@ -678,21 +678,23 @@ def new_slides_cell(e: Estimate) -> str:
     return f"{scale * e.new_low:.{digits}f}-{scale * e.new_high:.{digits}f}"
 
 
-def words(c: Comparison, labels: Mapping[str, str] | None = None) -> str:
+def words(c: Comparison, labels: Mapping[str, str] | None = None,
+          verdict: bool = True) -> str:
     """A comparison in words: ``first vs second, AUC: +0.050 [-0.010, 0.110] (Holm ...),
-    first higher on 14 of 20 report halves: not shown``."""
+    first higher on 14 of 20 report halves: not shown`` (the verdict left out with
+    ``verdict=False``, for a caller that words it itself)."""
     labels = labels or {}
     scale, digits = _scale(c.metric)
     name = metric_label(c.metric).removesuffix(" (%)")
     unit = "" if scale == 1 else " points"
     halves = (f"; {labels.get(c.first, c.first)} higher on {c.wins} of {c.n_splits} report "
               "halves" if c.n_splits > 1 else "")
-    verdict = {"higher": "higher, shown", "lower": "lower, shown"}.get(c.verdict, "not shown")
+    said = {"higher": "higher, shown", "lower": "lower, shown"}.get(c.verdict, "not shown")
     return (f"{labels.get(c.first, c.first)} vs {labels.get(c.second, c.second)}, {name}: "
             f"{scale * c.diff:+.{digits}f}{unit} [{scale * c.low:+.{digits}f}, "
             f"{scale * c.high:+.{digits}f}] (Holm interval [{scale * c.holm_low:+.{digits}f}, "
             f"{scale * c.holm_high:+.{digits}f}], p {c.p_holm:.3f} over {c.family})"
-            f"{halves}: **{verdict}**")
+            f"{halves}" + (f": **{said}**" if verdict else ""))
 
 
 def wide_table(result: GridResult, columns: Sequence[tuple[str, str]],

@@ -389,35 +389,6 @@ def plot_nucleus_share(table: pd.DataFrame, notice: str | None = None) -> plt.Fi
     return fig
 
 
-def plot_ablations(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
-    """The ablations as a forest plot (:func:`aecnn_utils.ablation.ablation_table`): each
-    ablation's AUC and 95% interval, across datasets and in-domain, coloured by group, with the
-    reference's AUC as a dashed line."""
-    settings = [(s, w) for s, w in (("cross", "across datasets"), ("in_domain", "in-domain"))
-                if f"{s}_auc" in table]
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings) + 1.5,
-                                                        0.32 * len(table) + 1.2),
-                             squeeze=False, sharey=True)
-    groups = list(dict.fromkeys(table["group"]))
-    y = np.arange(len(table))[::-1]
-    for ax, (setting, where) in zip(axes[0], settings, strict=True):
-        for g, group in enumerate(groups):
-            rows = (table["group"] == group).to_numpy()
-            auc = table.loc[rows, f"{setting}_auc"].to_numpy()
-            err = np.vstack([auc - table.loc[rows, f"{setting}_auc_low"].to_numpy(),
-                             table.loc[rows, f"{setting}_auc_high"].to_numpy() - auc])
-            ax.errorbar(auc, y[rows], xerr=np.nan_to_num(err), fmt="o", color=f"C{g}",
-                        capsize=2, ms=4, lw=1, label=group)
-        ax.axvline(table[f"{setting}_auc"].iloc[0], color="grey", ls="--", lw=1)
-        ax.set_xlabel(f"AUC, {where}")
-    axes[0][0].set_yticks(y)
-    axes[0][0].set_yticklabels(table["ablation"], fontsize=8)
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
-
-
 def plot_comparisons(comparisons: Sequence[Comparison], labels: dict[str, str] | None = None,
                      notice: str | None = None) -> plt.Figure:
     """Paired comparisons as a forest plot (:func:`aecnn_utils.grid.compare`), a panel per
@@ -441,6 +412,7 @@ def plot_comparisons(comparisons: Sequence[Comparison], labels: dict[str, str] |
             ax.plot(scale * c.diff, at, "o", color="C0", ms=5,
                     markerfacecolor="C0" if c.shown else "white")
         ax.axvline(0, color="grey", ls="--", lw=1)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
         ax.set_xlabel(f"difference in {metric_label(metric).removesuffix(' (%)')}"
                       f"{'' if scale == 1 else ' (points)'}, {SETTING_WORDS[setting]}")
     axes[0][0].set_yticks(list(y.values()))

@@ -8,18 +8,16 @@ import pandas as pd
 import pytest
 import torch
 
+from aecnn_utils import grid as G
 from aecnn_utils.ablation import (
     ABLATION_MODEL,
     ABLATIONS,
     REFERENCE,
+    ablation_comparisons,
     ablation_config,
-    ablation_data,
-    ablation_summary,
-    ablation_table,
-    class_sensitivity,
-    format_ablation,
-    run_ablations,
-    scorings,
+    ablation_grid,
+    ablation_metrics,
+    ablation_words,
 )
 from aecnn_utils.models import build_model
 from aecnn_utils.study import study_config
@@ -61,58 +59,57 @@ def trained(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     overrides = {"data_root": str(synthetic_root), "image_size": 48, "epochs": 1,
                  "batch_size": 16, "n_boot": 20, "num_workers": 0}
     names = [REFERENCE, "attention: none", "loss: weighted CE"]
-    results = run_ablations("smoke", names, tmp / "runs", progress=False, **overrides)
-    return {"results": results, "data": ablation_data("smoke", **overrides), "names": names}
+    grid = ablation_grid("smoke", names)
+    runs = G.run_grid(grid, tmp / "runs", progress=False, **overrides)
+    data = G.grid_data(grid, **overrides)
+    result = G.score_grid(grid, runs, data, ablation_metrics(data["cross"]))
+    return {"runs": runs, "data": data, "names": names, "result": result}
 
 
-def test_ablations_train_in_both_settings_and_tabulate(trained: dict) -> None:
-    results, data, names = trained["results"], trained["data"], trained["names"]
-    assert list(results) == ["cross", "in_domain"]
-    for runs in results.values():
-        assert list(runs) == names
-        assert runs["attention: none"][0].config.model_kwargs == {"attention": "none"}
-        assert runs["loss: weighted CE"][0].config.loss == "weighted_ce"
-    table = ablation_table(results, data, n_boot=50)
-    assert table["ablation"].tolist() == names
-    assert table["group"].tolist() == ["reference", "attention", "loss"]
+def test_ablations_train_in_both_settings_and_are_compared(trained: dict) -> None:
+    runs, data, result = trained["runs"], trained["data"], trained["result"]
+    assert {s for s, *_ in runs} == {"cross", "in_domain"}
     for setting in ("cross", "in_domain"):
-        for stem in ("auc", "balanced_accuracy", "sensitivity", "specificity"):
-            ok = table.dropna(subset=[f"{setting}_{stem}_low"])
-            assert (ok[f"{setting}_{stem}_low"] <= ok[f"{setting}_{stem}"] + 1e-9).all()
-        per_class = [c for c in table if c.startswith(f"{setting}_sens_")
-                     and not c.endswith(("_std", "_low", "_high"))]
-        assert per_class, setting
-    assert table["minority"].iloc[0] in ("normal", "abnormal")
-    pretty = format_ablation(table)
-    assert list(pretty.columns)[:2] == ["Ablation", "AUC, across"]
-    assert len(format_ablation(table, per_class=True).columns) > 1
-    words = ablation_summary(table)
+        assert runs[setting, "attention: none", ""][0].config.model_kwargs == {
+            "attention": "none"}
+        assert runs[setting, "loss: weighted CE", ""][0].config.loss == "weighted_ce"
+        assert (runs[setting, REFERENCE, ""][0].config.protocol == "within") == (
+            setting == "in_domain")
+    frame = result.frame()
+    assert list(dict.fromkeys(frame["arm"])) == trained["names"]
+    assert set(frame["group"]) == {"reference", "attention", "loss"}
+    ok = frame.dropna(subset=["low"])
+    assert (ok["low"] <= ok["value"] + 1e-9).all() and (ok["value"] <= ok["high"] + 1e-9).all()
+    comparisons = ablation_comparisons(result, data["cross"])
+    assert [(c.first, c.second) for c in comparisons] == [
+        (REFERENCE, "loss: weighted CE"), (REFERENCE, "attention: none")]
+    words = ablation_words(comparisons)
     assert "Theorem 1" in words and "Attention helps" in words
     assert all(any(v in line for v in ("supported", "contradicted", "not shown"))
-               for line in words.splitlines() if line.startswith("- **"))
+               for line in words.splitlines())
 
 
 def test_class_sensitivity_is_the_share_of_each_abnormal_class_called_abnormal(
         trained: dict) -> None:
-    runs, data = trained["results"]["cross"][REFERENCE], trained["data"]["cross"]
-    found = class_sensitivity(runs, data, 50)
+    run, data = trained["runs"]["cross", REFERENCE, ""][0], trained["data"]["cross"]
     pool = data.frame("pool")
-    probs, rows = scorings(runs[0], data)[0]
-    for cls, v in found.items():
-        member = rows[(pool["source_class"].to_numpy()[rows] == cls)]
-        assert v["mean"] == pytest.approx((probs[member, 1] >= 0.5).mean())
-        assert v["low"] <= v["mean"] <= v["high"]
-    assert set(found) == set(pool.loc[pool["label"] == 1, "source_class"]) & set(
-        pool["source_class"].to_numpy()[rows])
+    (scoring, *_) = G.run_scorings(run, data)
+    classes = set(pool.loc[pool["label"] == 1, "source_class"])
+    assert {m.cls for m in ablation_metrics(data) if m.cls} == classes
+    for cls in classes:
+        member = scoring.report_rows[pool["source_class"].to_numpy()[scoring.report_rows] == cls]
+        e = trained["result"].estimate(REFERENCE, f"recall|{cls}")
+        if member.size:  # one split, one seed: the share of the class called abnormal
+            assert e.value == pytest.approx((scoring.probs[member, 1] >= 0.5).mean())
 
 
 def test_scorings_refuse_other_cells(trained: dict) -> None:
-    run = trained["results"]["cross"][REFERENCE][0]
+    run = trained["runs"]["cross", REFERENCE, ""][0]
     with pytest.raises(ValueError, match="other cells"):
-        scorings(run, trained["data"]["in_domain"])
+        G.run_scorings(run, trained["data"]["in_domain"])
 
 
-def test_ablation_cli(trained: dict, synthetic_root: Path, tmp_path: Path,
+def test_ablation_cli(synthetic_root: Path, tmp_path: Path,
                       capsys: pytest.CaptureFixture[str],
                       monkeypatch: pytest.MonkeyPatch) -> None:
     from aecnn_utils.__main__ import main

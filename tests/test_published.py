@@ -73,3 +73,25 @@ def test_publish_notebook_cleans_a_copy(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="machine path is left"):
         publish_notebook(executed, tmp_path / "pub" / "y.ipynb", {})
     assert not (tmp_path / "pub" / "y.ipynb").exists()  # nothing half written
+
+
+PUBLISHED_RUNS = Path(__file__).resolve().parents[1] / "published_runs"
+
+
+@pytest.mark.parametrize("run_dir", sorted(PUBLISHED_RUNS.glob("*/*/")), ids=lambda p: p.name)
+def test_published_run_records_are_whole_runs(run_dir: Path) -> None:
+    """Each committed run record (no checkpoints) reads back as a finished run whose stored
+    outputs hold every epoch each split chose, and whose folder is its config's run id."""
+    from aecnn_utils.runs import load_run
+
+    from aecnn_utils.models import MODELS
+
+    run = load_run(run_dir)
+    assert run.metrics["run_id"] == run_dir.name
+    if run.metrics["model"] in MODELS:  # a network's folder is its config's id
+        assert run_dir.name == run.config.run_id(run.metrics["data_fingerprint"])
+    logits = np.load(run_dir / "epochs.npz")["logits"]
+    assert logits.ndim == 3 and logits.shape[0] == run.metrics["epochs_run"]
+    epochs = [s["best_epoch"] for s in run.metrics.get("splits", {}).get("per_split", [])]
+    assert all(1 <= e <= logits.shape[0] for e in [run.metrics["best_epoch"], *epochs])
+    assert not list(run_dir.glob("*.pt"))  # checkpoints stay out of the repository
