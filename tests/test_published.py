@@ -82,9 +82,8 @@ PUBLISHED_RUNS = Path(__file__).resolve().parents[1] / "published_runs"
 def test_published_run_records_are_whole_runs(run_dir: Path) -> None:
     """Each committed run record (no checkpoints) reads back as a finished run whose stored
     outputs hold every epoch each split chose, and whose folder is its config's run id."""
-    from aecnn_utils.runs import load_run
-
     from aecnn_utils.models import MODELS
+    from aecnn_utils.runs import load_run
 
     run = load_run(run_dir)
     assert run.metrics["run_id"] == run_dir.name
