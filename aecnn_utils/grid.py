@@ -482,14 +482,15 @@ class GridResult:
     def frame(self) -> pd.DataFrame:
         """Every record as a row (the CSV the tables are written from), with each arm's group,
         whether it is transductive, and where its runs trained."""
+        devices: dict[tuple[str, str], set[str]] = {}
+        for (setting, arm_name, _), rs in self.runs.items():  # once per run, not per record
+            devices.setdefault((setting, arm_name), set()).update(map(trained_on, rs))
         rows = []
         for e in self.estimates():
             arm = self.grid.arm(e.arm)
-            runs = [r for (s, a, _), rs in self.runs.items() if s == e.setting and a == e.arm
-                    for r in rs]
             rows.append({**vars(e), "chosen": "; ".join(f"{c}: {n}" for c, n in e.chosen),
                          "group": arm.group, "transductive": arm.transductive,
-                         "device": ", ".join(sorted({trained_on(r) for r in runs})),
+                         "device": ", ".join(sorted(devices.get((e.setting, e.arm), ()))),
                          "data": self.data[e.setting], "profile": self.grid.profile})
         return pd.DataFrame(rows)
 

@@ -72,9 +72,7 @@ def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None
     grid = model_grid(profile, models, lrs, seeds)
     runs = G.run_grid(grid, runs_dir, progress=progress, **overrides)
     data = G.grid_data(grid, **overrides)
-    boot = n_boot or grid.config(grid.arms[0], next(iter(grid.arms[0].options())), "cross",
-                                 **overrides).n_boot
-    result = G.score_grid(grid, runs, data, TABLE2_METRICS, n_boot=boot)
+    result = G.score_grid(grid, runs, data, TABLE2_METRICS, n_boot=n_boot)
     if write:
         record(profile, result)
     return result
