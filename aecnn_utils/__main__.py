@@ -73,8 +73,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, object]:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from . import grid as G
     from .config import profile_config
-    from .runs import results_table
+    from .data.prepare import prepare_data
     from .train import train_config
 
     overrides = parse_overrides(args.set or [])
@@ -89,10 +90,11 @@ def _train(args: argparse.Namespace) -> None:
         results[config.model] = train_config(config, args.runs_dir, if_exists=args.if_exists)
         for r in results[config.model]:
             print(f"{r.run_dir}: test AUC {r.metrics['test']['roc_auc']:.3f}")
-    table = results_table(results)  # mean and sd over splits (or seeds)
-    columns = ["model", "spread"] + [c for m in ("roc_auc", "balanced_accuracy", "recall",
-                                                 "specificity") for c in (m, f"{m}_std")]
-    print(table[columns].round(3).to_string(index=False))
+    if configs[0].protocol != "kfold":  # scored as a grid: mean over splits and seeds
+        scored = G.score_runs(results, prepare_data(configs[0], progress=False))
+        print(G.grid_caption(scored, "Trained now"))
+        print(G.wide_table(scored, [(s, m.key) for s in scored.grid.settings
+                                    for m in G.SCREENING]).to_string(index=False))
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from . import grid as G
-from .config import RunConfig
 from .data.prepare import PreparedData
 from .study import SETTINGS, STUDY_MODEL
 
@@ -41,8 +40,6 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "loss: hybrid, gamma=4": ("loss grid", {"gamma": 4.0}),
     "loss: hybrid, alpha=class weights": ("loss grid", {"focal_alpha": "weights"}),
 }
-#: Model arguments every ablation of a profile shares (the study's).
-ABLATION_MODEL = STUDY_MODEL
 #: The paper's claims as paired comparisons: (title, first arm, second arm, metric); the
 #: metric "minority recall" is the training minority class's recall (Theorem 1's).
 CLAIMS: tuple[tuple[str, str, str, str], ...] = (
@@ -66,19 +63,10 @@ def ablation_grid(profile: str, names: Sequence[str] | None = None, *,
         if name not in ABLATIONS:
             raise ValueError(f"ablation {name!r} is not valid; choose one of: "
                              f"{', '.join(ABLATIONS)}")
-    model = ABLATION_MODEL.get(profile)
+    model = STUDY_MODEL.get(profile)  # the study's: the two grids share their runs
     return G.Grid(profile, tuple(G.Arm(n, ABLATIONS[n][1], group=ABLATIONS[n][0])
                                  for n in names), tuple(settings),
                   {"model_kwargs": model} if model else {}, tuple(seeds) if seeds else None)
-
-
-def ablation_config(profile: str, name: str, setting: str = "cross",
-                    **overrides: Any) -> RunConfig:
-    """The config of ablation ``name`` in ``setting`` (``cross`` or ``in_domain``), as the
-    ablation grid trains it; ``overrides`` go to every config (``seeds``: the grid's)."""
-    seeds = overrides.pop("seeds", None)
-    grid = ablation_grid(profile, [name], settings=(setting,), seeds=seeds)
-    return grid.config(grid.arm(name), "", setting, **overrides)
 
 
 def minority_metric(data: PreparedData) -> G.Metric | None:

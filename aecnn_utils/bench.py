@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import grid as G
 from .config import RunConfig
 from .device import resolve_device
 from .models import (
@@ -40,7 +41,7 @@ from .models import (
     fuse_batchnorm,
 )
 from .models.baselines import torchvision_model
-from .report import compare_intervals, to_markdown
+from .report import to_markdown
 from .runs import autocast
 
 
@@ -293,54 +294,50 @@ def bench_pipeline(config: RunConfig, batches: int = 20, cache_dir: str | None =
             config.image_size, "workers": loader.num_workers, "data": data.source.notice}
 
 
-#: Where a benchmark row's AUC comes from: AECNN's layer tables from the cross-dataset study
-#: (same protocol and seeds for both, :mod:`aecnn_utils.study`), the references from their
-#: Table 2 runs (:func:`aecnn_utils.train.train_models`).
-AUC_SOURCES: dict[str, tuple[str, str]] = {
-    "AECNN (parallel)": ("study", "model: base layer table"),
-    "AECNN fast (parallel)": ("study", "model: fast layer table"),
-    "MobileNetV3-Small": ("model", "mobilenet_v3_small"),
-    "EfficientNet-B3": ("model", "efficientnet_b3"),
-    "ResNet-50": ("model", "resnet50"),
+#: Benchmark row -> its arm in the efficiency grid: every model at the profile's learning rate
+#: with the grid's seeds (the study's protocol, :mod:`aecnn_utils.grid`), so the rows share
+#: their runs with the study and Table 2 and two rows are compared paired on the same cells.
+AUC_ARMS: dict[str, dict[str, Any]] = {
+    "AECNN (parallel)": {"model_kwargs": {"layers": "base"}},
+    "AECNN fast (parallel)": {"model_kwargs": {"layers": "fast"}},
+    "MobileNetV3-Small": {"model": "mobilenet_v3_small"},
+    "EfficientNet-B3": {"model": "efficientnet_b3"},
+    "ResNet-50": {"model": "resnet50"},
 }
 
 
-def _study_seeds(profile: str, seed: int) -> tuple[int, ...]:
-    """The study's training seeds of ``profile`` across datasets, counted from ``seed``."""
-    from .grid import Grid
-
-    return tuple(seed + s for s in Grid(profile, ()).cross_seeds())
-
-
-def model_aucs(profile: str, runs_dir: str | Path | None = None, *, seed: int = 0,
-               progress: bool = True, **overrides: Any) -> pd.DataFrame:
-    """Cross-dataset AUC of every benchmark row the kit trains (:data:`AUC_SOURCES`), from
-    the profile's runs (reused when finished, trained when missing): one row per name with
-    ``auc`` (mean over seeds of the split means), ``auc_low``/``auc_high`` (slide-level 95%
-    interval), ``seeds`` and ``source``. The training seeds count from ``seed``, as in
-    notebooks 04 and 05; ``overrides`` go to every config (``data_root``, ``device``)."""
-    from .runs import results_table
-    from .study import run_study
-    from .train import train_models
-
-    methods = [m for kind, m in AUC_SOURCES.values() if kind == "study"]
-    models = [m for kind, m in AUC_SOURCES.values() if kind == "model"]
-    study = run_study(profile, methods, runs_dir, settings=("cross",), reference=False,
-                      progress=progress, seeds=_study_seeds(profile, seed), **overrides)["cross"]
-    trained = train_models(profile, models, runs_dir, seed=seed, progress=progress, **overrides)
-    rows = []
-    for name, (kind, key) in AUC_SOURCES.items():
-        runs = study[key] if kind == "study" else trained[key]
-        r = results_table({key: runs}).iloc[0]
-        rows.append({"name": name, "auc": r["roc_auc"], "auc_low": r["roc_auc_low"],
-                     "auc_high": r["roc_auc_high"], "seeds": int(r["seeds"]),
-                     "source": f"study: {key}" if kind == "study" else "Table 2"})
-    return pd.DataFrame(rows)
+def efficiency_grid(profile: str, names: Sequence[str] | None = None, *,
+                    seed: int = 0) -> G.Grid:
+    """The grid of the benchmark rows ``names`` (default every row of :data:`AUC_ARMS`)
+    across datasets; its training seeds count from ``seed``."""
+    names = list(names or AUC_ARMS)
+    seeds = tuple(seed + s for s in G.Grid(profile, ()).cross_seeds())
+    return G.Grid(profile, tuple(G.Arm(n, AUC_ARMS[n]) for n in names), ("cross",),
+                  seeds=seeds)
 
 
-def efficiency_table(speed: pd.DataFrame, aucs: pd.DataFrame, image_size: int) -> pd.DataFrame:
+def model_aucs(profile: str, runs_dir: str | Path | None = None, *,
+               names: Sequence[str] | None = None, seed: int = 0, progress: bool = True,
+               **overrides: Any) -> G.GridResult:
+    """Cross-dataset AUC of the benchmark rows (:func:`efficiency_grid`), from the profile's
+    runs (reused when finished, trained when missing), scored by the grid: nested choices,
+    slide-level intervals. ``overrides`` go to every config (``data_root``, ``device``)."""
+    grid = efficiency_grid(profile, names, seed=seed)
+    runs = G.run_grid(grid, runs_dir, progress=progress, **overrides)
+    return G.score_grid(grid, runs, G.grid_data(grid, **overrides), (G.Metric("roc_auc"),))
+
+
+def layer_comparison(result: G.GridResult) -> G.Comparison | None:
+    """AECNN's fast layer table against the base table on AUC (paired), when both are rows."""
+    found = G.compare(result, [(PIPELINE_ROWS[1], PIPELINE_ROWS[0])])
+    return found[0] if found else None
+
+
+def efficiency_table(speed: pd.DataFrame, aucs: Iterable[G.Estimate],
+                     image_size: int) -> pd.DataFrame:
     """Speed as the trainer runs (channels_last; AMP on a GPU) at ``image_size`` beside each
-    model's AUC: one row per benchmark row, AUC empty for models the kit does not train."""
+    row's AUC record (``model_aucs(...).estimates()``: ``auc``, ``auc_low``/``auc_high``,
+    ``seeds``): one row per benchmark row, AUC empty for rows the grid did not score."""
     rows = speed[(speed["image_size"] == image_size) & speed["channels_last"]]
     if rows.empty:
         raise ValueError(f"the benchmark has no channels_last rows at {image_size} px: measure "
@@ -348,7 +345,11 @@ def efficiency_table(speed: pd.DataFrame, aucs: pd.DataFrame, image_size: int) -
     cols = ["name", "image_size", "params_M", "GMACs", "train_img_s", "infer_fused_img_s",
             "latency_ms",
             *(c for c in rows if c.startswith(("train_img_s_x_", "infer_fused_img_s_x_")))]
-    return rows[cols].merge(aucs, on="name", how="left").reset_index(drop=True)
+    scored = pd.DataFrame([{"name": e.arm, "auc": e.value, "auc_low": e.low,
+                            "auc_high": e.high, "seeds": e.n_seeds}
+                           for e in aucs],
+                          columns=["name", "auc", "auc_low", "auc_high", "seeds"])
+    return rows[cols].merge(scored, on="name", how="left").reset_index(drop=True)
 
 
 def run_benchmark(profile: str, sizes: Sequence[int] = (96, 224), *,
@@ -433,11 +434,12 @@ def _seeds(n: float) -> str:
 
 
 def efficiency_summary(targets: pd.DataFrame, efficiency: pd.DataFrame,
-                       machine: dict[str, Any], deployment: pd.DataFrame | None = None) -> str:
+                       machine: dict[str, Any], deployment: pd.DataFrame | None = None,
+                       layers: G.Comparison | None = None) -> str:
     """The benchmark in words (for notebook 06 and the README): each AECNN row against the
-    targets, the fast layer table's AUC against the base table's (a difference whose
-    slide-level intervals overlap is "not shown"; a faster model that is worse is a
-    trade-off), and ONNX Runtime float32 and int8 against PyTorch (:func:`deployment_table`)."""
+    targets, the fast layer table's AUC against the base table's (``layers``, the paired
+    comparison of :func:`layer_comparison`; a faster model shown worse is a trade-off), and
+    ONNX Runtime float32 and int8 against PyTorch (:func:`deployment_table`)."""
     where = (f"{machine.get('gpu') or machine.get('processor') or 'CPU'}, "
              f"{machine.get('cpu_threads')} threads, torch {machine.get('torch')}")
     lines = [f"Measured on {where} ({machine.get('device')}), as the trainer runs, ratios "
@@ -447,18 +449,16 @@ def efficiency_summary(targets: pd.DataFrame, efficiency: pd.DataFrame,
                for r in part.itertuples()]
         lines.append(f"- {name} at 224 px: " + "; ".join(met) + ".")
     rows = efficiency.dropna(subset=["auc"]).set_index("name")
-    base, fast = "AECNN (parallel)", "AECNN fast (parallel)"
-    if {base, fast} <= set(rows.index):
-        b, f = rows.loc[base], rows.loc[fast]
-        verdict = {"not shown": "a difference is not shown (the intervals overlap)",
-                   "higher": "the fast table is better beyond the intervals",
-                   "lower": "a trade-off: the fast table is worse beyond the intervals"}[
-            compare_intervals(f["auc_low"], f["auc_high"], b["auc_low"], b["auc_high"])]
+    if layers is not None and {layers.first, layers.second} <= set(rows.index):
+        f, b = rows.loc[layers.first], rows.loc[layers.second]
+        verdict = {"not shown": "a difference is not shown",
+                   "higher": "the fast table is better",
+                   "lower": "a trade-off: the fast table is worse"}[layers.verdict]
         lines.append(
             f"- Accuracy across datasets: AECNN fast AUC {f['auc']:.3f} [{f['auc_low']:.3f}, "
             f"{f['auc_high']:.3f}] ({_seeds(f['seeds'])}) against AECNN {b['auc']:.3f} "
-            f"[{b['auc_low']:.3f}, {b['auc_high']:.3f}] ({_seeds(b['seeds'])}), "
-            f"{f['auc'] - b['auc']:+.3f}: {verdict}.")
+            f"[{b['auc_low']:.3f}, {b['auc_high']:.3f}] ({_seeds(b['seeds'])}); paired: "
+            f"{G.words(layers, verdict=False)}: {verdict}.")
     for r in (deployment if deployment is not None else pd.DataFrame()).itertuples():
         auc = (f"validation AUC {r.eager_auc:.3f} in PyTorch, {r.onnx_auc:.3f} float32, "
                f"{r.int8_auc:.3f} int8 ({r.int8_auc - r.eager_auc:+.3f}); "
@@ -522,20 +522,17 @@ def deployment_table(profile: str, runs_dir: str | Path | None = None, *, seed: 
                      calibration: int = 128, progress: bool = True,
                      **overrides: Any) -> pd.DataFrame:
     """ONNX Runtime float32 and int8 against PyTorch eager for AECNN's two layer tables (the
-    first seed of the profile's study runs, :data:`AUC_SOURCES`; trained if missing): one row
-    per table with the validation cells' AUC, the largest probability difference to eager and
-    the inference throughput of each (:func:`aecnn_utils.export.int8_report`; the ONNX files go
-    to ``<run>/onnx/``)."""
+    first seed of each in :func:`efficiency_grid`, shared with the study; trained if
+    missing): one row per table with the validation cells' AUC, the largest probability
+    difference to eager and the inference throughput of each
+    (:func:`aecnn_utils.export.int8_report`; the ONNX files go to ``<run>/onnx/``)."""
     from .export import int8_report
-    from .study import run_study
 
-    names = [n for n in PIPELINE_ROWS if AUC_SOURCES.get(n, ("", ""))[0] == "study"]
-    methods = [AUC_SOURCES[n][1] for n in names]
-    study = run_study(profile, methods, runs_dir, settings=("cross",), reference=False,
-                      progress=progress, seeds=_study_seeds(profile, seed), **overrides)["cross"]
+    grid = efficiency_grid(profile, PIPELINE_ROWS, seed=seed)
+    runs = G.run_grid(grid, runs_dir, progress=progress, **overrides)
     rows = []
-    for name, method in zip(names, methods, strict=True):
-        run = study[method][0]
+    for name in PIPELINE_ROWS:
+        run = runs["cross", name, ""][0]
         rows.append({"name": name, **int8_report(run.run_dir, run.run_dir / "onnx",
                                                  calibration=calibration,
                                                  data_root=run.config.data_root)})

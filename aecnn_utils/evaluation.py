@@ -253,19 +253,3 @@ def evaluate_outputs(config: RunConfig, class_names: Sequence[str], pool: pd.Dat
     if config.n_splits > 1:
         final["splits"] = repeated_splits(config, class_names, pool, outputs, loss_fn)
     return final
-
-
-def reference_scores(config: RunConfig, pool: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """The "all abnormal" and "all normal" classifiers on the report halves of every split
-    (binary): what a model must beat, whatever the prevalence."""
-    out = {}
-    for name, positive in (("all abnormal", 1.0), ("all normal", 0.0)):
-        rows = []
-        for seed in range(config.split_seed, config.split_seed + config.n_splits):
-            test_idx = split_halves(config, pool, seed)[1] if config.n_splits > 1 else \
-                np.flatnonzero(pool["split"].to_numpy() == "test")
-            y = pool["label"].to_numpy()[test_idx]
-            probs = np.tile([1.0 - positive, positive], (len(y), 1))
-            rows.append(_scalars(M.classification_metrics(y, probs)))
-        out[name] = {k: summary_of([r[k] for r in rows]) for k in rows[0]}
-    return out

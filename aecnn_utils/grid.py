@@ -523,6 +523,28 @@ def score_grid(grid: Grid, runs: GridRuns, data: Mapping[str, PreparedData],
                       {s: d.source.notice for s, d in data.items()})
 
 
+def score_runs(results: Mapping[str, Sequence[RunResult]], data: PreparedData,
+               metrics: Sequence[Metric] = SCREENING, *, seed: int = 0) -> GridResult:
+    """Finished runs of one config each (``name -> its seeds' runs``, e.g. what ``train``
+    trained) scored as the arms of a grid without candidates, on the same slide draws: the
+    records behind the tables of ``train`` and notebook 03 (:func:`wide_table`)."""
+    first = next(rs[0] for rs in results.values() if rs)
+    if first.config.protocol == "kfold":
+        raise ValueError("k-fold runs score different cells per fold: read each fold's "
+                         "metrics.json, or train protocol=cross or within")
+    setting = "cross" if first.config.protocol == "cross" else "in_domain"
+    pool, mode = data.frame("pool"), MONITORS[first.config.monitor]
+    scores = {(setting, name): score_arm(setting, name, {"": [run_scorings(r, data)
+                                                              for r in rs]},
+                                         pool, metrics, mode, n_boot=first.config.n_boot,
+                                         seed=seed)
+              for name, rs in results.items() if rs}
+    grid = Grid(first.config.profile, tuple(Arm(name) for _, name in scores), (setting,))
+    return GridResult(grid, tuple(metrics), scores,
+                      {(setting, name, ""): list(results[name]) for _, name in scores},
+                      {setting: data.source.notice})
+
+
 # ----------------------------------------------------------------------------- comparisons
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values (family: all of ``pvalues``)."""

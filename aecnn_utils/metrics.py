@@ -4,8 +4,7 @@
 * :func:`bootstrap_ci` -- 95% percentile bootstrap intervals, over cells or over slides.
 * :func:`threshold_for_sensitivity` -- operating point chosen on the validation set and applied
   unchanged to the test set (choosing it on the test set would bias every test metric upwards).
-* :func:`roc_points`, :func:`summarize_seeds`, :func:`format_mean_std` -- ROC figure, mean +- std
-  over seeds.
+* :func:`roc_points` -- the ROC figure's points.
 
 Conventions
 -----------
@@ -27,8 +26,7 @@ Conventions
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,10 +39,8 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_mean_ci",
     "classification_metrics",
-    "format_mean_std",
     "roc_points",
     "slide_weights",
-    "summarize_seeds",
     "threshold_for_sensitivity",
 ]
 
@@ -440,37 +436,6 @@ def roc_points(y_true: Any, p_pos: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     if y.min() == y.max():
         raise ValueError("a ROC curve needs both positive and negative cases in y_true")
     return roc_curve(y, p)
-
-
-def summarize_seeds(
-    results: Sequence[Mapping[str, Any]], metrics: Sequence[str]
-) -> dict[str, dict[str, float]]:
-    """``{metric: {"mean", "std" (ddof=1, NaN for one run), "n"}}`` across runs (seeds).
-
-    A NaN in any run makes that metric's mean NaN.
-    """
-    if len(results) == 0:
-        raise ValueError("results is empty: nothing to summarise")
-    summary: dict[str, dict[str, float]] = {}
-    for m in metrics:
-        values = [r.get(m) for r in results]
-        bad = [i for i, v in enumerate(values)
-               if isinstance(v, bool) or not isinstance(v, (int, float, np.number))]
-        if bad:
-            raise ValueError(f"metric {m!r} is missing or not a number in runs {bad}")
-        arr = np.array(values, dtype=np.float64)
-        std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
-        summary[m] = {"mean": float(arr.mean()), "std": std, "n": int(arr.size)}
-    return summary
-
-
-def format_mean_std(mean: float, std: float, digits: int = 2, percent: bool = True) -> str:
-    """``"93.87 ± 0.41"`` (``percent`` multiplies both by 100); just the mean if std is NaN."""
-    scale = 100.0 if percent else 1.0
-    text = f"{mean * scale:.{digits}f}"
-    if std is None or not math.isfinite(std):
-        return text
-    return f"{text} ± {std * scale:.{digits}f}"
 
 
 def bootstrap_group_mean(values: Any, groups: Any, n_boot: int = 1000,

@@ -19,13 +19,12 @@ import pandas as pd
 from . import grid as G
 from . import metrics as M
 from .calibration import T_RANGE, reliability
-from .config import RunConfig
 from .data.prepare import PreparedData
 from .data.taxonomy import DATASET_LABELS
-from .evaluation import CALIBRATION_SCORES, reference_scores
+from .evaluation import CALIBRATION_SCORES
 from .io import atomic_write_text
 from .models import model_label
-from .runs import RunResult, evaluate_checkpoint, results_table, trained_on
+from .runs import RunResult, evaluate_checkpoint
 
 #: Table 2 of the paper ("Performance comparison across models (mean values)"); percent, AUC as
 #: a fraction. Reported numbers, not ours.
@@ -46,86 +45,17 @@ METRIC_LABELS: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision
                                  "f1": "F1-Score", "roc_auc": "AUC"}
 
 
-class IncomparableRuns(ValueError):
-    """Runs of different profiles, data or protocols were put in one table."""
-
-
-def _comparable_key(config: RunConfig) -> dict:
-    data = config.to_dict()
-    # the learning rate is tuned per model (aecnn_utils.tune): it may differ; the cells are
-    # compared through the data fingerprint, not the folder's path
-    for key in ("model", "model_kwargs", "seed", "seeds", "device", "num_workers", "n_boot",
-                "lr", "data_root"):
-        data.pop(key, None)
-    return data
-
-
-def check_comparable(results: dict[str, Sequence[RunResult]]) -> None:
-    """Refuse to put runs of different profiles, data or protocols in one table.
-
-    Runs may differ in model and seed only; everything else (profile, datasets, protocol, image
-    size, schedule, loss, data provenance) must be equal.
-    """
-    runs = [r for rs in results.values() for r in rs]
-    if not runs:
-        raise IncomparableRuns("no runs to compare")
-    ref, ref_key = runs[0], _comparable_key(runs[0].config)
-    for r in runs[1:]:
-        for field in ("data", "data_fingerprint"):
-            if r.metrics.get(field) != ref.metrics.get(field):
-                raise IncomparableRuns(f"{r.run_dir.name} used {field} "
-                                       f"{r.metrics.get(field)!r} but {ref.run_dir.name} "
-                                       f"{ref.metrics.get(field)!r}")
-        key = _comparable_key(r.config)
-        diff = sorted(k for k in set(key) | set(ref_key) if key.get(k) != ref_key.get(k))
-        if diff:
-            raise IncomparableRuns(f"{r.run_dir.name} and {ref.run_dir.name} differ in "
-                                   f"{', '.join(diff)}: they cannot share a table")
-
-
-#: Columns of the screening table: what matters at Herlev's prevalence.
-SCREENING_LABELS: dict[str, str] = {
-    "prevalence": "Prevalence", "accuracy": "Accuracy", "f1": "F1-Score",
-    "balanced_accuracy": "Balanced accuracy", "roc_auc": "AUC",
-    "sens_at_spec90": "Sens. at spec. 90%", "sens_at_spec95": "Sens. at spec. 95%",
-    "spec_at_sens90": "Spec. at sens. 90%", "spec_at_sens95": "Spec. at sens. 95%"}
-
-
-def _numeric(ours: pd.DataFrame, labels: dict[str, str], paper: bool) -> pd.DataFrame:
-    rows = []
-    for model in ours.index:
-        row: dict[str, object] = {"model": model_label(model)}
-        for key in ("seeds", "n_splits", "spread", "lr", "profile", "data"):
-            if key in ours:
-                row[key] = ours.loc[model, key]
-        for metric in labels:
-            scale = 1.0 if metric == "roc_auc" else 100.0
-            for suffix in ("", "_std", "_min", "_max", "_low", "_high"):
-                column = f"{metric}{suffix}"
-                row[column] = float(ours.loc[model, column]) * scale if column in ours else np.nan
-            if paper:
-                row[f"{metric}_paper"] = PAPER_TABLE2.get(model, {}).get(metric, np.nan)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def table2(results: dict[str, Sequence[RunResult]], block: str = "test") -> pd.DataFrame:
-    """Table 2: ours (mean and spread over splits or seeds, range, and the slide-level 95%
-    interval of the configured split; percent, AUC as a fraction) beside the paper's values."""
-    check_comparable(results)
-    return _numeric(results_table(results, block).set_index("model"), METRIC_LABELS, True)
-
-
-def grid_table2(result: G.GridResult) -> pd.DataFrame:
+def grid_table2(result: G.GridResult, at_threshold: bool = False) -> pd.DataFrame:
     """Table 2 from the model grid (:func:`aecnn_utils.tune.tune`): per model each of the
     paper's metrics as a :func:`aecnn_utils.grid.cell` (nested choices, seeds, slide-level
-    interval), the paper's value beside it, AUC on new slides and the learning rates the splits
-    chose."""
+    interval; at 0.5, or with ``at_threshold`` at each split's selection-chosen threshold), the
+    paper's value beside it, AUC on new slides and the learning rates the splits chose."""
     rows = []
     for arm in result.grid.arms:
         row = {"Model": model_label(arm.name)}
         for metric, label in METRIC_LABELS.items():
-            row[f"{label} (ours)"] = G.cell(result.estimate(arm.name, metric))
+            key = f"{metric}@threshold" if at_threshold and metric != "roc_auc" else metric
+            row[f"{label} (ours)"] = G.cell(result.estimate(arm.name, key))
             paper = PAPER_TABLE2.get(arm.name, {}).get(metric)
             row[f"{label} (paper)"] = "-" if paper is None else (
                 f"{paper:.3f}" if metric == "roc_auc" else f"{paper:.2f}")
@@ -179,6 +109,14 @@ def grid_summary(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> s
     frame = result.frame()
     auc = frame[frame["metric"] == "roc_auc"]
     lines.append(trained_on_line(zip(auc["arm"].map(model_label), auc["device"], strict=True)))
+    minutes: dict[str, list[float]] = {}
+    for (_, arm, _), runs in result.runs.items():
+        minutes.setdefault(arm, []).extend(r.metrics.get("train_seconds", np.nan) / 60
+                                           for r in runs)
+    lines.append("- Training time per run (wall clock on its device, as each run recorded it; "
+                 "other work may have shared the machine): " + ", ".join(
+                     f"{model_label(a)} {np.nanmean(m):.1f} min" for a, m in minutes.items()
+                     if m) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -195,94 +133,6 @@ def write_grid(result: G.GridResult, comparisons: Sequence[G.Comparison], stem: 
     return written
 
 
-def screening_table(results: dict[str, Sequence[RunResult]], data: PreparedData,
-                    config: RunConfig) -> pd.DataFrame:
-    """Screening metrics (binary runs) of every model on the report cells, all of them and
-    without the classes the training data lacks (columns ``<metric>_seen``), and the "all
-    abnormal" / "all normal" reference classifiers on the same cells."""
-    check_comparable(results)
-    table = _numeric(results_table(results, "test").set_index("model"), SCREENING_LABELS, False)
-    first = next(iter(results.values()))[0].metrics
-    if "test_seen" in first:
-        seen = _numeric(results_table(results, "test_seen").set_index("model"),
-                        SCREENING_LABELS, False)
-        for metric in SCREENING_LABELS:
-            for suffix in ("", "_std", "_min", "_max"):
-                table[f"{metric}_seen{suffix}"] = seen[f"{metric}{suffix}"].to_numpy()
-    references = []
-    for name, scores in reference_scores(config, data.frame("pool")).items():
-        row: dict[str, object] = {"model": f"{name.capitalize()} (reference)"}
-        for metric in SCREENING_LABELS:
-            scale = 1.0 if metric == "roc_auc" else 100.0
-            stats = scores[metric]
-            row[metric], row[f"{metric}_std"] = stats["mean"] * scale, stats["sd"] * scale
-            row[f"{metric}_min"], row[f"{metric}_max"] = stats["min"] * scale, \
-                stats["max"] * scale
-        references.append(row)
-    return pd.concat([table, pd.DataFrame(references)], ignore_index=True)
-
-
-def caption(numeric: pd.DataFrame, what: str) -> str:
-    """What the numbers of a table are, from the table itself."""
-    row = numeric.iloc[0]
-    n_splits, seeds = int(row.get("n_splits", 1)), int(row.get("seeds", 1))
-    splits = (f"{n_splits} selection/report splits of the validation/test cells (epoch and "
-              "threshold chosen on each selection half, scored on its report half)")
-    if n_splits > 1 and seeds == 1:
-        how = f"mean ± sd over {splits}, from one training per model"
-        where = ("of that mean (every split rescored on each draw of slides, its choices held "
-                 "fixed)")
-    elif n_splits > 1:
-        how = (f"mean over {seeds} training seeds of each seed's mean over {splits}; ± sd over "
-               "the seeds")
-        where = "(the seeds' intervals of their split means, averaged)"
-    else:
-        how = f"mean ± sd over {seeds} seed(s)"
-        where = "of the first seed"
-    return (f"{what} regenerated by aecnn-kit: {how}; in brackets the 95% interval {where}, from "
-            "a bootstrap over slides (patient_or_slide). Percent; AUC as a fraction.")
-
-
-def interval_cell(row: pd.Series, col: str, digits: int, scale: float = 1.0) -> str:
-    """``"mean ± sd [low, high]"`` of ``row[col]`` and its ``_std``/``_low``/``_high`` columns,
-    times ``scale``; ``-`` where the value is missing, parts left out where they are."""
-    if pd.isna(row[col]):
-        return "-"
-    text = M.format_mean_std(scale * row[col], scale * row.get(f"{col}_std", np.nan), digits,
-                             percent=False)
-    low, high = row.get(f"{col}_low", np.nan), row.get(f"{col}_high", np.nan)
-    if not (pd.isna(low) or pd.isna(high)):
-        text += f" [{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
-    return text
-
-
-def format_table(numeric: pd.DataFrame, labels: dict[str, str],
-                 suffix: str = "") -> pd.DataFrame:
-    """Readable table: "mean ± sd [low, high]" per metric (``suffix`` picks e.g. the
-    ``_seen`` columns), the paper's value beside it where the table has one."""
-    out = pd.DataFrame({"Model": numeric["model"]})
-    for metric, label in labels.items():
-        digits = 3 if metric == "roc_auc" else 1
-        col = f"{metric}{suffix}"
-        if col not in numeric:
-            continue
-
-        def cell(r: pd.Series, col: str = col, digits: int = digits) -> str:
-            return interval_cell(r, col, digits)
-
-        paper = f"{metric}_paper" in numeric
-        out[f"{label} (ours)" if paper else label] = numeric.apply(cell, axis=1)
-        if paper:
-            out[f"{label} (paper)"] = numeric[f"{metric}_paper"].map(  # as the paper prints it
-                lambda v, d=3 if metric == "roc_auc" else 2: "-" if pd.isna(v) else f"{v:.{d}f}")
-    return out
-
-
-def format_table2(numeric: pd.DataFrame) -> pd.DataFrame:
-    """Readable Table 2 (see :func:`format_table`)."""
-    return format_table(numeric, METRIC_LABELS)
-
-
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of ``df`` (no index)."""
     cols = [str(c) for c in df.columns]
@@ -293,12 +143,11 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def write_table(numeric: pd.DataFrame, stem: str | Path, caption: str,
-                pretty: pd.DataFrame | None = None) -> list[Path]:
-    """Write a table as ``stem.csv`` (numbers), ``stem.md`` and ``stem.tex`` (``pretty``,
-    default the formatted Table 2), with ``caption`` and the data provenance."""
+                pretty: pd.DataFrame) -> list[Path]:
+    """Write a table as ``stem.csv`` (``numeric``, with ``data`` and ``profile`` columns),
+    ``stem.md`` and ``stem.tex`` (``pretty``), with ``caption`` and the data provenance."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    pretty = format_table2(numeric) if pretty is None else pretty
     note = f"{caption} Data: {numeric['data'].iloc[0]}; profile: {numeric['profile'].iloc[0]}."
     written = [atomic_write_text(stem.with_suffix(".csv"), numeric.to_csv(index=False)),
                atomic_write_text(stem.with_suffix(".md"), f"{note}\n\n{to_markdown(pretty)}")]
@@ -445,73 +294,6 @@ def roc_curves(results: dict[str, Sequence[RunResult]],
     return curves
 
 
-def _interval(row: pd.Series, metric: str, digits: int) -> str:
-    text = M.format_mean_std(row[metric], row.get(f"{metric}_std"), digits, percent=False)
-    if not pd.isna(row.get(f"{metric}_low")):
-        text += f" [{row[f'{metric}_low']:.{digits}f}, {row[f'{metric}_high']:.{digits}f}]"
-    return text
-
-
-def compare_intervals(low: float, high: float, other_low: float, other_high: float) -> str:
-    """``"higher"`` or ``"lower"`` when the interval ``[low, high]`` lies wholly above or below
-    ``[other_low, other_high]``; ``"not shown"`` when they overlap (the kit's one rule for
-    calling a difference)."""
-    if low > other_high:
-        return "higher"
-    if high < other_low:
-        return "lower"
-    return "not shown"
-
-
-def _verdict(me: pd.Series, other: pd.Series, label: str) -> str:
-    side = compare_intervals(me["roc_auc_low"], me["roc_auc_high"], other["roc_auc_low"],
-                             other["roc_auc_high"])
-    if side == "not shown":
-        return "a difference in AUC is not shown (the slide-level intervals overlap)"
-    return f"{label}'s AUC is {side} beyond the slide-level intervals"
-
-
-def summary_text(screening: pd.DataFrame, results: dict[str, Sequence[RunResult]],
-                 ours: str = "aecnn") -> str:
-    """The results in words, generated from the screening table (for the README and notebook
-    04). A difference whose slide-level 95% intervals overlap is reported as "not shown"."""
-    rows = screening.set_index("model")
-    models = [m for m in rows.index if not m.endswith("(reference)")]
-    lines = [f"- {m}: AUC {_interval(rows.loc[m], 'roc_auc', 3)}, balanced accuracy "
-             f"{_interval(rows.loc[m], 'balanced_accuracy', 1)}%." for m in models]
-    label = model_label(ours)
-    if label in models:
-        for model in (m for m in models if m != label):
-            key = next(k for k in results if model_label(k) == model)
-            wins = _split_wins(results.get(ours, []), results.get(key, []))
-            more = (f"; {label} has the higher AUC on {wins[0]} of {wins[1]} report halves"
-                    if wins else "")
-            verdict = _verdict(rows.loc[label], rows.loc[model], label)
-            lines.append(f"- {label} vs {model}: {verdict}{more}.")
-    always = rows.loc["All abnormal (reference)"]
-    lines.append(f"- {always['prevalence']:.1f}% of the report cells are abnormal: calling every "
-                 f"cell abnormal scores accuracy {always['accuracy']:.1f}% and F1 "
-                 f"{always['f1']:.1f}%, but balanced accuracy {always['balanced_accuracy']:.1f}%"
-                 " and AUC 0.5.")
-    lines.append(trained_on_line((model_label(key), trained_on(r))
-                                 for key, runs in results.items() for r in runs))
-    minutes = {model_label(key): np.mean([r.metrics["train_seconds"] for r in runs]) / 60
-               for key, runs in results.items() if runs}
-    lines.append("- Training time per run (wall clock on its device, as the run recorded it; "
-                 "other work may have shared the machine): "
-                 + ", ".join(f"{label} {m:.0f} min" for label, m in minutes.items()) + ".")
-    top = rows.loc[models, "roc_auc"].idxmax()
-    best = rows.loc[top]
-    lines.append(f"- {top} has the highest mean AUC; at 95% specificity its sensitivity is "
-                 f"{best['sens_at_spec95']:.1f}%, at 95% sensitivity its specificity "
-                 f"{best['spec_at_sens95']:.1f}% (read off the report cells' ROC curve).")
-    if "roc_auc_seen" in rows:
-        lines.append(f"- Without the classes no training cell resembles (Herlev's columnar "
-                     f"cells), {top}'s AUC is {best['roc_auc_seen']:.3f} and its balanced "
-                     f"accuracy {best['balanced_accuracy_seen']:.1f}%.")
-    return "\n".join(lines) + "\n"
-
-
 def trained_on_line(pairs: Iterable[tuple[str, str]], what: str = "") -> str:
     """``- Trained on<what> cpu: A, B; cuda: C.`` from (name, device) pairs, devices in order of
     appearance, each name once."""
@@ -523,13 +305,3 @@ def trained_on_line(pairs: Iterable[tuple[str, str]], what: str = "") -> str:
     return (f"- Trained on{what} "
             + "; ".join(f"{device}: {', '.join(names)}" for device, names in devices.items())
             + ".")
-
-
-def _split_wins(ours: Sequence[RunResult], other: Sequence[RunResult]) -> tuple[int, int] | None:
-    """On how many report halves (first seed) our AUC beats the other model's."""
-    if not ours or not other or "splits" not in ours[0].metrics \
-            or "splits" not in other[0].metrics:
-        return None
-    a = [s["test"]["roc_auc"] for s in ours[0].metrics["splits"]["per_split"]]
-    b = [s["test"]["roc_auc"] for s in other[0].metrics["splits"]["per_split"]]
-    return sum(x > y for x, y in zip(a, b, strict=True)), len(a)

@@ -283,7 +283,9 @@ def trained_on(run: RunResult) -> str:
 
 
 def results_table(results: dict[str, Sequence[RunResult]], block: str = "test") -> pd.DataFrame:
-    """One row per model: each metric's value, spread, range and 95% interval on ``block``.
+    """One row per model: each metric's value, spread, range and 95% interval on ``block``, from
+    the summaries each run stored (notebook 03's table of the runs it trained; the grids score
+    runs with :func:`aecnn_utils.grid.score_runs`).
 
     With repeated splits (``n_splits`` > 1) and one seed, the value is the mean over splits,
     the spread the sd over splits, the range their min and max and the interval the slide-level

@@ -11,13 +11,14 @@ figure the kit reports.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import grid as G
 from . import metrics as M
 from .config import ConfigError, update_tuned
+from .models import PRETRAINED
 
 #: Learning-rate grid of each profile (log-spaced, 16x range).
 TUNE_LRS: dict[str, tuple[float, ...]] = {"smoke": (0.01, 0.05), "cpu": (0.005, 0.02, 0.08),
@@ -32,13 +33,6 @@ TABLE2_METRICS: tuple[G.Metric, ...] = (
 OURS = "aecnn"
 
 
-def selection_score(metrics: dict[str, Any]) -> float:
-    """A run's monitor on the selection half(s) at the chosen epoch (mean over splits)."""
-    if "splits" in metrics:
-        return float(metrics["splits"]["selection_value"]["mean"])
-    return float(metrics["selection_value"])
-
-
 #: Further choices per model, crossed with the learning rates: AECNN's layer tables
 #: (:data:`aecnn_utils.models.aecnn.LAYER_TABLES`).
 MODEL_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
@@ -46,19 +40,25 @@ MODEL_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def model_grid(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None,
-               seeds: Sequence[int] | None = None) -> G.Grid:
+               seeds: Sequence[int] | None = None,
+               pretrained: Mapping[str, Path] | None = None) -> G.Grid:
     """One arm per model; its candidates the learning rates (default the profile's grid),
-    crossed with the model's :data:`MODEL_OPTIONS` (``"fast, lr 0.005"``)."""
+    crossed with the model's :data:`MODEL_OPTIONS` (``"fast, lr 0.005"``). ``pretrained``
+    (model -> local ImageNet weights, :func:`aecnn_utils.models.pretrained_weights`) adds an
+    arm ``<model>+imagenet`` started from those weights."""
     lrs = tuple(lrs or TUNE_LRS.get(profile, ()))
     if len(lrs) < 2:
         raise ConfigError(f"tuning needs a grid of at least 2 learning rates, got {lrs}")
+    jobs = [(m, {"model": m}) for m in models] + [
+        (m + PRETRAINED, {"model": m, "model_kwargs": {"weights_path": str(path)}})
+        for m, path in (pretrained or {}).items()]
     arms = []
-    for model in models:
-        options = MODEL_OPTIONS.get(model, {"": {}})
-        candidates = {", ".join(filter(None, (name, f"lr {lr:g}"))):
-                      G.merge_changes(change, {"lr": float(lr)})
-                      for name, change in options.items() for lr in lrs}
-        arms.append(G.Arm(model, {"model": model}, candidates, group="model"))
+    for name, change in jobs:
+        options = MODEL_OPTIONS.get(name, {"": {}})
+        candidates = {", ".join(filter(None, (option, f"lr {lr:g}"))):
+                      G.merge_changes(extra, {"lr": float(lr)})
+                      for option, extra in options.items() for lr in lrs}
+        arms.append(G.Arm(name, change, candidates, group="model"))
     return G.Grid(profile, tuple(arms), ("cross",), {}, tuple(seeds) if seeds else None)
 
 

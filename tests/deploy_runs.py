@@ -30,13 +30,13 @@ def deploy_data(base: Path) -> Path:
 
 
 def deploy_run(base: Path) -> Path:
-    """A finished run (binary, SIPaKMeD -> Herlev halves, 32 px, 6 epochs) whose ``best.pt``
+    """A finished run (binary, SIPaKMeD -> Herlev halves, 32 px, 10 epochs) whose ``best.pt``
     holds the last epoch's weights."""
     out = base / "deploy-final" / "run"
     if out.is_dir():
         return out
     config = profile_config("smoke", data_root=str(deploy_data(base)), test=("herlev",),
-                            image_size=32, epochs=6, n_boot=50, num_workers=0)
+                            image_size=32, epochs=10, n_boot=50, num_workers=0)
     run_dir = train_run(config, base / "deploy-runs", progress=False).run_dir
     ckpt = torch.load(run_dir / "best.pt", weights_only=True)
     ckpt["model"] = torch.load(run_dir / "last.pt", weights_only=True)["model"]

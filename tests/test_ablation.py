@@ -10,18 +10,27 @@ import torch
 
 from aecnn_utils import grid as G
 from aecnn_utils.ablation import (
-    ABLATION_MODEL,
     ABLATIONS,
     REFERENCE,
     ablation_comparisons,
-    ablation_config,
     ablation_grid,
     ablation_metrics,
     ablation_words,
 )
 from aecnn_utils.models import build_model
-from aecnn_utils.study import study_config
+from aecnn_utils.study import study_grid
 from aecnn_utils.train import make_loss
+
+
+def ablation_config(profile: str, name: str, setting: str = "cross") -> object:
+    """One ablation's config, as its grid trains it."""
+    grid = ablation_grid(profile, [name], settings=(setting,))
+    return grid.config(grid.arm(name), "", setting)
+
+
+def study_config(profile: str, method: str, setting: str = "cross") -> object:
+    grid = study_grid(profile, [method], settings=(setting,), reference=False)
+    return grid.config(grid.arm(method), "", setting)
 
 
 def test_every_ablation_is_one_config_change_of_the_reference() -> None:
@@ -44,7 +53,6 @@ def test_every_ablation_is_one_config_change_of_the_reference() -> None:
 
 
 def test_the_cpu_profile_ablates_the_fast_table_and_reuses_the_studys_runs() -> None:
-    assert ABLATION_MODEL["cpu"] == {"layers": "fast"}
     config = ablation_config("cpu", "attention: spatial only")
     assert config.model_kwargs == {"layers": "fast", "attention": "spatial"}
     assert config.seeds == (0, 1, 2)

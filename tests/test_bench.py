@@ -7,9 +7,11 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from aecnn_utils import grid as G
 from aecnn_utils.bench import (
     BENCH_MODELS,
     Candidate,
@@ -128,22 +130,37 @@ def test_targets_are_checked_on_the_ratios_measured_at_224() -> None:
     assert target_table(_speed(), image_size=96).empty  # not measured there
 
 
-def test_efficiency_table_and_summary_call_an_overlap_not_shown() -> None:
+def _auc(name: str, value: float, low: float, high: float, seeds: int) -> G.Estimate:
+    return G.Estimate("cross", name, "roc_auc", value, 0.02, 0.01, low, high, low - 0.1,
+                      high + 0.1, seeds, 20)
+
+
+def _layers(diff: float, low: float, high: float, shown: bool) -> G.Comparison:
+    return G.Comparison("cross", "AECNN fast (parallel)", "AECNN (parallel)", "roc_auc", diff,
+                        low, high, low - 0.01, high + 0.01, 0.2, 0.2, 8, 20, 1, shown)
+
+
+def test_efficiency_table_and_summary_word_the_paired_comparison() -> None:
     from aecnn_utils.bench import efficiency_summary, efficiency_table, target_table
 
-    aucs = pd.DataFrame({"name": ["AECNN (parallel)", "AECNN fast (parallel)", "ResNet-50"],
-                         "auc": [0.70, 0.68, 0.75], "auc_low": [0.60, 0.58, 0.65],
-                         "auc_high": [0.80, 0.78, 0.85], "seeds": [3, 3, 1],
-                         "source": ["study: plain", "study: fast", "Table 2"]})
+    aucs = [_auc("AECNN (parallel)", 0.70, 0.60, 0.80, 3),
+            _auc("AECNN fast (parallel)", 0.68, 0.58, 0.78, 3), _auc("ResNet-50", 0.75, 0.65,
+                                                                     0.85, 1)]
     table = efficiency_table(_speed(), aucs, 224)
     assert table.set_index("name")["auc"].isna().tolist() == [False, False, True, False]
     machine = {"processor": "x86_64", "cpu_threads": 2, "torch": "2.x", "device": "cpu"}
-    text = efficiency_summary(target_table(_speed()), table, machine)
+    text = efficiency_summary(target_table(_speed()), table, machine,
+                              layers=_layers(-0.02, -0.05, 0.01, False))
     assert "AECNN fast AUC 0.680 [0.580, 0.780] (3 seeds)" in text
-    assert "-0.020: a difference is not shown" in text
-    worse = aucs.assign(auc_low=[0.60, 0.40, 0.65], auc_high=[0.80, 0.55, 0.85])
-    assert "a trade-off" in efficiency_summary(target_table(_speed()),
-                                               efficiency_table(_speed(), worse, 224), machine)
+    assert "paired: AECNN fast (parallel) vs AECNN (parallel), AUC: -0.020 [-0.050, +0.010]" \
+        in text
+    assert text.splitlines()[-1].endswith(": a difference is not shown.")
+    # the verdict is the paired test's, not whether the intervals overlap (here they do)
+    shown = efficiency_summary(target_table(_speed()), table, machine,
+                               layers=_layers(-0.02, -0.03, -0.01, True))
+    assert "a trade-off: the fast table is worse" in shown
+    assert "Accuracy across datasets" not in efficiency_summary(target_table(_speed()), table,
+                                                                machine)
     deployment = pd.DataFrame({"name": ["AECNN fast (parallel)"], "cells": [206],
                                "eager_auc": [0.70], "onnx_auc": [0.70], "int8_auc": [0.69],
                                "onnx_max_abs_diff": [2e-7], "int8_max_abs_diff": [0.02],
@@ -186,25 +203,29 @@ def test_notebook_benchmark_reuses_make_bench_output_or_measures(
         load_or_measure(path, "now", "smoke", [32], models=["vgg"])
 
 
-def test_model_aucs_come_from_the_profiles_runs(synthetic_root: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The study's runs for AECNN's tables, Table 2's for the references (trained here)."""
+def test_model_aucs_come_from_the_profiles_runs(synthetic_root: Path, tmp_path: Path) -> None:
+    """Every row is an arm of one grid (trained here), scored nested and compared paired."""
     from aecnn_utils import bench
     from aecnn_utils.runs import load_run
 
-    monkeypatch.setattr(bench, "AUC_SOURCES", {
-        "AECNN fast (parallel)": ("study", "model: fast layer table"),
-        "MobileNetV3-Small": ("model", "mobilenet_v3_small")})
-    aucs = bench.model_aucs("smoke", tmp_path, progress=False, data_root=str(synthetic_root),
-                            epochs=1, n_boot=20, num_workers=0)
-    assert aucs["name"].tolist() == ["AECNN fast (parallel)", "MobileNetV3-Small"]
-    assert aucs["source"].tolist() == ["study: model: fast layer table", "Table 2"]
-    (fast_run,) = [p.parent for p in tmp_path.glob("smoke/aecnn_*/metrics.json")]
-    metrics = load_run(fast_run).metrics
-    stored = (metrics["splits"]["test"]["roc_auc"]["mean"] if "splits" in metrics
-              else metrics["test"]["roc_auc"])
-    assert aucs.loc[0, "auc"] == pytest.approx(stored)
-    assert (aucs["auc_low"] <= aucs["auc"]).all() and (aucs["auc"] <= aucs["auc_high"]).all()
+    names = ["AECNN (parallel)", "AECNN fast (parallel)", "MobileNetV3-Small"]
+    result = bench.model_aucs("smoke", tmp_path, names=names, progress=False,
+                              data_root=str(synthetic_root), epochs=1, n_boot=20,
+                              num_workers=0)
+    assert [e.arm for e in result.estimates()] == names
+    (fast,) = result.runs["cross", "AECNN fast (parallel)", ""]
+    assert fast.config.model_kwargs == {"layers": "fast"}
+    assert result.runs["cross", "MobileNetV3-Small", ""][0].config.model == "mobilenet_v3_small"
+    metrics = load_run(fast.run_dir).metrics
+    stored = (np.mean([s["test"]["roc_auc"] for s in metrics["splits"]["per_split"]])
+              if "splits" in metrics else metrics["test"]["roc_auc"])
+    assert result.estimate("AECNN fast (parallel)", "roc_auc").value == pytest.approx(stored)
+    layers = bench.layer_comparison(result)
+    assert (layers.first, layers.second, layers.family) == (names[1], names[0], 1)
+    assert layers.low <= layers.diff <= layers.high
+    assert bench.layer_comparison(bench.model_aucs(
+        "smoke", tmp_path, names=names[2:], progress=False, data_root=str(synthetic_root),
+        epochs=1, n_boot=20, num_workers=0)) is None
 
 
 def test_onnx_runtime_is_measured_beside_eager_float32_and_int8() -> None:

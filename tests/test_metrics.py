@@ -24,9 +24,7 @@ from aecnn_utils.metrics import (
     batch_metrics,
     bootstrap_ci,
     classification_metrics,
-    format_mean_std,
     roc_points,
-    summarize_seeds,
     threshold_for_sensitivity,
 )
 
@@ -545,41 +543,6 @@ def test_roc_points_matches_sklearn() -> None:
 
 
 # --------------------------------------------------------------------------- reporting
-
-
-def test_summarize_seeds_against_numpy() -> None:
-    rng = np.random.default_rng(13)
-    runs = [
-        classification_metrics(*_binary(n=100, seed=s)) | {"note": "x", "epochs": 10 + s}
-        for s in range(5)
-    ]
-    summary = summarize_seeds(runs, ["accuracy", "roc_auc", "epochs"])
-    assert list(summary) == ["accuracy", "roc_auc", "epochs"]
-    for name in ("accuracy", "roc_auc", "epochs"):
-        values = np.array([r[name] for r in runs], dtype=float)
-        assert summary[name]["mean"] == pytest.approx(values.mean())
-        assert summary[name]["std"] == pytest.approx(values.std(ddof=1))
-        assert summary[name]["n"] == 5
-    custom = summarize_seeds([{"a": v} for v in rng.normal(size=3)], metrics=["a"])
-    assert list(custom) == ["a"]
-    one = summarize_seeds([{"acc": 0.9}], ["acc"])
-    assert one["acc"]["mean"] == 0.9 and math.isnan(one["acc"]["std"]) and one["acc"]["n"] == 1
-    nan = summarize_seeds([{"a": 0.5}, {"a": float("nan")}], ["a"])
-    assert math.isnan(nan["a"]["mean"])
-    with pytest.raises(ValueError, match="missing"):
-        summarize_seeds([{"a": 1.0}, {"b": 2.0}], metrics=["a"])
-    with pytest.raises(ValueError, match="not a number"):
-        summarize_seeds(runs, ["per_class"])
-    with pytest.raises(ValueError, match="not a number"):
-        summarize_seeds([{"a": True}], ["a"])
-    with pytest.raises(ValueError, match="empty"):
-        summarize_seeds([], ["a"])
-
-
-def test_format_mean_std() -> None:
-    assert format_mean_std(0.93871, 0.00412) == "93.87 ± 0.41"
-    assert format_mean_std(0.986, 0.0021, digits=3, percent=False) == "0.986 ± 0.002"
-    assert format_mean_std(0.9, float("nan")) == "90.00"
 
 
 def test_bootstrap_mean_ci_reduces_to_the_group_bootstrap() -> None:

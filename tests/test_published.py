@@ -16,6 +16,16 @@ from aecnn_utils.reproduce import MACHINE_PATH, notebook_paths, publish_notebook
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 #: Largest published notebook (bytes): figures are re-encoded, dataset images only thumbnails.
 MAX_BYTES = 1_000_000
+#: Notebooks whose code moved ahead of their executed cpu copy because the runs their new code
+#: reads are still training: notebook -> why. The README names each under "Being regenerated"
+#: (tested below); the copy is then older than the code and says so there, and nowhere else.
+PENDING: dict[str, str] = {
+    "04": "Table 2's grid: AECNN's two layer tables and MobileNetV3-Small at three learning "
+          "rates x three seeds; ResNet-50 and EfficientNet-B3 (about 30 hours here) wait for "
+          "a GPU",
+    "05": "the study's grid: 15 methods x 3 seeds across datasets and one in-domain",
+    "06": "the efficiency grid's rows at three seeds (MobileNetV3-Small's are training)",
+}
 
 
 def _code(nb: nbformat.NotebookNode) -> list[str]:
@@ -30,8 +40,10 @@ def test_published_cpu_notebook_is_current_and_clean(source: Path) -> None:
            f"{source.name[:2]} --publish` and commit {published.parent.name}/cpu/{source.name}")
     assert published.is_file(), f"{source.name} has no executed cpu copy: {fix}"
     nb = nbformat.read(published, as_version=4)
-    assert _code(nb) == _code(nbformat.read(source, as_version=4)), \
-        f"{published.name} is older than the code of notebooks/{source.name}: {fix}"
+    current = _code(nb) == _code(nbformat.read(source, as_version=4))
+    if not current and source.name[:2] in PENDING:
+        pytest.skip(f"{published.name} is pending: {PENDING[source.name[:2]]}")
+    assert current, f"{published.name} is older than the code of notebooks/{source.name}: {fix}"
     (injected,) = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert 'profile = "cpu"' in injected.source
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -40,6 +52,15 @@ def test_published_cpu_notebook_is_current_and_clean(source: Path) -> None:
     text = published.read_text(encoding="utf-8")
     assert not MACHINE_PATH.search(text), f"{published.name} holds a machine path: {fix}"
     assert published.stat().st_size < MAX_BYTES
+
+
+def test_readme_names_every_pending_notebook() -> None:
+    """A reader learns from the README which published results predate the current code."""
+    readme = " ".join((NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8").split())
+    callout = readme[readme.index("**Being regenerated.**"):][:1500]
+    for number in PENDING:
+        (name,) = [p.name for p in notebook_paths(NOTEBOOKS) if p.name.startswith(number)]
+        assert f"notebook {number}" in callout, f"README does not say {name} is pending"
 
 
 def test_publish_notebook_cleans_a_copy(tmp_path: Path) -> None:

@@ -1,14 +1,14 @@
-"""Table 2 assembly, refusal to mix incomparable runs, figure data; on fabricated runs (fast)."""
+"""Table 2 from the grid, figure data and figures; on fabricated runs and scores (fast)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from aecnn_utils import grid as G
 from aecnn_utils import metrics as M
 from aecnn_utils import plots, report
 from aecnn_utils.config import profile_config
@@ -45,43 +45,66 @@ def results(tmp_path: Path) -> dict[str, list[RunResult]]:
             for m, q in (("resnet50", 0.3), ("efficientnet_b3", 0.4), ("aecnn", 0.5))}
 
 
-def test_table2_holds_our_numbers_beside_the_papers(results, tmp_path: Path) -> None:
-    table = report.table2(results)
-    assert list(table["model"]) == ["ResNet-50", "EfficientNet-B3", "AECNN"]
-    acc = [r.metrics["test"]["accuracy"] for r in results["aecnn"]]
-    row = table.iloc[2]
-    assert row["accuracy"] == pytest.approx(100 * np.mean(acc))
-    assert row["accuracy_std"] == pytest.approx(100 * np.std(acc, ddof=1))
-    assert row["accuracy_low"] <= 100 * acc[0] <= row["accuracy_high"]
-    assert row["accuracy_paper"] == 97.63 and row["roc_auc_paper"] == 0.986
-    assert 0 <= row["roc_auc"] <= 1  # AUC as a fraction, like the paper
-    pretty = report.format_table2(table)
-    assert "Accuracy (ours)" in pretty and "Accuracy (paper)" in pretty
-    assert " ± " in pretty.loc[2, "Accuracy (ours)"] and "[" in pretty.loc[2, "Accuracy (ours)"]
-    written = report.write_table(table, tmp_path / "out" / "table2", caption="Test.")
+def test_grid_table2_holds_our_records_beside_the_papers(tmp_path: Path) -> None:
+    """Table 2's cells are the grid's records (0.5 and the selection threshold), the paper's
+    values beside them; write_table writes the records, the readable table and LaTeX."""
+    result = _table2_result()
+    pretty = report.grid_table2(result)
+    assert pretty["Model"].tolist() == ["AECNN", "ResNet-50"]
+    e = result.estimate("aecnn", "accuracy")
+    assert pretty.loc[0, "Accuracy (ours)"] == G.cell(e)
+    assert pretty.loc[0, "Accuracy (paper)"] == "97.63" and pretty.loc[0, "AUC (paper)"] == "0.986"
+    at = report.grid_table2(result, at_threshold=True)
+    assert at.loc[0, "Accuracy (ours)"] == G.cell(result.estimate("aecnn", "accuracy@threshold"))
+    assert at.loc[0, "AUC (ours)"] == pretty.loc[0, "AUC (ours)"]  # threshold-free
+    numeric = report.grid_numeric(result)
+    assert numeric.loc[0, "f1"] == pytest.approx(100 * result.estimate("aecnn", "f1").value)
+    assert numeric.loc[0, "f1_paper"] == 97.02
+    written = report.write_table(result.frame(), tmp_path / "out" / "table2", "Test.", pretty)
     assert [p.suffix for p in written] == [".csv", ".md", ".tex"]
     md = written[1].read_text()
-    assert "synthetic data" in md and md.count("\n|") >= 4
+    assert "synthetic" in md and md.count("\n|") >= 3
     assert "\\begin{tabular}" in written[2].read_text()
-    assert pd.read_csv(written[0])["accuracy"].iloc[2] == pytest.approx(row["accuracy"])
+    stored = pd.read_csv(written[0]).set_index(["arm", "metric"])
+    assert stored.loc[("aecnn", "accuracy"), "value"] == pytest.approx(e.value)
+    comparisons = report.table2_comparisons(result)
+    assert {(c.first, c.second) for c in comparisons} == {("aecnn", "resnet50")}
+    text = report.grid_summary(result, comparisons)
+    assert text.startswith(f"- AECNN: AUC {G.cell(result.estimate('aecnn', 'roc_auc'))}")
+    assert "AECNN vs ResNet-50, AUC:" in text and "- Trained on cpu: AECNN, ResNet-50." in text
+    assert "as each run recorded it" in text and "AECNN 0.5 min" in text  # 30 s a run
 
 
-def test_refuses_to_mix_profiles_or_data(results, tmp_path: Path) -> None:
-    report.check_comparable(results)  # models and seeds may differ
-    other = dict(results, aecnn=[_run(tmp_path / "x", "aecnn", 0, 0.5, image_size=96)])
-    with pytest.raises(report.IncomparableRuns, match="differ in image_size"):
-        report.table2(other)
-    foreign = _run(tmp_path / "y", "aecnn", 0, 0.5)
-    foreign.metrics["data"] = "real data: sipakmed, herlev"
-    with pytest.raises(report.IncomparableRuns, match="used data 'real data"):
-        report.check_comparable(dict(results, aecnn=[foreign]))
-    moved = _run(tmp_path / "z", "aecnn", 0, 0.5, data_root="/the/same/cells/elsewhere")
-    report.check_comparable(dict(results, aecnn=[moved]))  # the path is not the data
-    moved.metrics["data_fingerprint"] = "other cells"
-    with pytest.raises(report.IncomparableRuns, match="used data_fingerprint 'other cells'"):
-        report.check_comparable(dict(results, aecnn=[moved]))
-    with pytest.raises(report.IncomparableRuns, match="no runs"):
-        report.check_comparable({})
+def _table2_result() -> G.GridResult:
+    """Two models x two learning rates x two seeds on 20 splits of synthetic cells, scored by
+    the grid (AECNN's scores separate the classes better)."""
+    from aecnn_utils.tune import TABLE2_METRICS
+
+    from .test_grid import _cells, _halves, _probs
+
+    rng = np.random.default_rng(3)
+    frame = _cells(rng, 40, 6)
+    y = frame["label"].to_numpy()
+    halves = _halves(rng, frame, 20)
+    arms, scores, runs = [], {}, {}
+    for model, a in (("aecnn", 2.0), ("resnet50", 1.0)):
+        lrs = {"lr 0.01": {"lr": 0.01}, "lr 0.1": {"lr": 0.1}}
+        arms.append(G.Arm(model, {"model": model}, lrs))
+        scorings = {}
+        for lr in lrs:
+            per_seed = []
+            for _ in range(2):
+                probs = _probs(a * y + rng.normal(size=y.size))
+                per_seed.append([G.Scoring(probs, sel, rep, 0.5, float(rng.random()))
+                                 for sel, rep in halves])
+            scorings[lr] = per_seed
+            runs["cross", model, lr] = [
+                RunResult(Path("."), profile_config("smoke", model=model), pd.DataFrame(),
+                          {"device": "cpu", "train_seconds": 30.0})] * 2
+        scores["cross", model] = G.score_arm("cross", model, scorings, frame, TABLE2_METRICS,
+                                             "max", n_boot=200)
+    return G.GridResult(G.Grid("smoke", tuple(arms)), TABLE2_METRICS, scores, runs,
+                        {"cross": "synthetic cells"})
 
 
 def test_figure_data_and_figures(results, tmp_path: Path) -> None:
@@ -93,7 +116,7 @@ def test_figure_data_and_figures(results, tmp_path: Path) -> None:
     assert set(detection["source_class"]) == {"HSIL", "NILM"}
     hsil = detection.set_index("source_class").loc["HSIL"]
     assert hsil["correct"] == pytest.approx(results["aecnn"][0].metrics["test"]["sensitivity"])
-    table = report.table2(results)
+    table = report.grid_numeric(_table2_result())
     accuracy = pd.DataFrame([{"model": m, "seed": s, "dataset": d, "accuracy": a}
                              for m in results for s in (0, 1)
                              for d, a in (("SIPaKMeD (train)", 0.9), ("CRIC (test)", 0.7))])
@@ -106,91 +129,6 @@ def test_figure_data_and_figures(results, tmp_path: Path) -> None:
     for name, fig in figs.items():
         for path in plots.save_figure(fig, tmp_path / name):
             assert path.stat().st_size > 1000
-
-
-def test_undefined_values_stored_as_null_become_nan(results) -> None:
-    run = results["aecnn"][0]
-    run.metrics["test"]["precision"] = None          # as read back from metrics.json
-    run.metrics["test_ci"]["precision"] = {"value": None, "low": None, "high": None,
-                                           "n_boot": 0}
-    table = report.table2({"aecnn": [run]})
-    assert np.isnan(table.loc[0, "precision"]) and np.isnan(table.loc[0, "precision_low"])
-    assert report.format_table2(table).loc[0, "Precision (ours)"] == "-"
-
-
-def test_repeated_splits_give_mean_sd_and_range(results) -> None:
-    run = results["aecnn"][0]
-    aucs = [0.6, 0.7, 0.8]
-    run.metrics["splits"] = {"n_splits": 3, "test": {"roc_auc": {
-        "mean": float(np.mean(aucs)), "sd": float(np.std(aucs, ddof=1)), "min": 0.6,
-        "max": 0.8, "n": 3}}}
-    table = report.table2({"aecnn": [run]})
-    row = table.iloc[0]
-    assert row["roc_auc"] == pytest.approx(0.7) and row["roc_auc_std"] == pytest.approx(0.1)
-    assert (row["roc_auc_min"], row["roc_auc_max"]) == (0.6, 0.8)
-    assert row["spread"] == "sd over 3 splits"
-    # without an interval of the mean over splits, the configured split's interval is shown
-    assert row["roc_auc_low"] == pytest.approx(run.metrics["test_ci"]["roc_auc"]["low"])
-    assert "3 selection/report splits" in report.caption(table, "Table 2")
-    run.metrics["splits"]["test"]["roc_auc"].update(low=0.65, high=0.75)
-    row = report.table2({"aecnn": [run]}).iloc[0]
-    assert (row["roc_auc_low"], row["roc_auc_high"]) == (0.65, 0.75)
-
-
-
-def test_several_seeds_with_repeated_splits_spread_over_seeds(results) -> None:
-    """With several training seeds the spread is the seeds' (training noise), the range the
-    seeds' means and the interval the seeds' bounds averaged."""
-    runs = results["aecnn"]
-    for run, (mean, low, high) in zip(runs, ((0.70, 0.60, 0.80), (0.80, 0.72, 0.88)),
-                                      strict=True):
-        run.metrics["splits"] = {"n_splits": 20, "test": {"roc_auc": {
-            "mean": mean, "sd": 0.03, "min": mean - 0.1, "max": mean + 0.1, "n": 20,
-            "low": low, "high": high}}}
-    row = report.table2({"aecnn": runs}).iloc[0]
-    assert row["roc_auc"] == pytest.approx(0.75)
-    assert row["roc_auc_std"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
-    assert (row["roc_auc_min"], row["roc_auc_max"]) == (0.7, 0.8)
-    assert (row["roc_auc_low"], row["roc_auc_high"]) == (pytest.approx(0.66),
-                                                         pytest.approx(0.84))
-    assert row["spread"] == "sd over 2 seeds"
-    text = report.caption(report.table2({"aecnn": runs}), "Table 2")
-    assert "mean over 2 training seeds" in text and "sd over the seeds" in text
-
-def test_reference_classifiers_score_the_prevalence() -> None:
-    from aecnn_utils.evaluation import reference_scores
-
-    config = profile_config("smoke", test=("herlev",), n_splits=1)
-    pool = pd.DataFrame({"label": [1, 1, 1, 0], "split": ["test"] * 4,
-                         "dataset": "herlev", "patient_or_slide": list("abcd")})
-    ref = reference_scores(config, pool)
-    assert ref["all abnormal"]["accuracy"]["mean"] == 0.75
-    assert ref["all abnormal"]["sensitivity"]["mean"] == 1.0
-    assert ref["all normal"]["specificity"]["mean"] == 1.0
-    assert ref["all normal"]["roc_auc"]["mean"] == 0.5 == ref["all abnormal"]["roc_auc"]["mean"]
-    assert ref["all abnormal"]["f1"]["mean"] == pytest.approx(2 * 0.75 / 1.75)
-
-
-def test_summary_words_follow_the_intervals(results) -> None:
-    def row(model: str, auc: float, low: float, high: float) -> dict:
-        return {"model": model, "roc_auc": auc, "roc_auc_std": 0.01, "roc_auc_low": low,
-                "roc_auc_high": high, "balanced_accuracy": 70.0, "balanced_accuracy_std": 1.0,
-                "prevalence": 74.0, "accuracy": 74.0, "f1": 85.0, "sens_at_spec95": 20.0,
-                "spec_at_sens95": 10.0}
-    screening = pd.DataFrame([row("AECNN", 0.80, 0.75, 0.85), row("ResNet-50", 0.78, 0.70, 0.84),
-                              row("EfficientNet-B3", 0.60, 0.55, 0.70),
-                              row("All abnormal (reference)", 0.5, np.nan, np.nan)])
-    for run in results["efficientnet_b3"]:
-        run.metrics["device"] = "cuda"
-    text = report.summary_text(screening, results)
-    assert "- Trained on cpu: ResNet-50, AECNN; cuda: EfficientNet-B3." in text
-    assert "on its device, as the run recorded it" in text and "AECNN 0 min" in text  # 1 s
-    results["efficientnet_b3"][0].config = replace(results["efficientnet_b3"][0].config, amp=True)
-    assert "cuda (mixed precision): EfficientNet-B3" in report.summary_text(screening, results)
-    assert "AECNN vs ResNet-50: a difference in AUC is not shown" in text
-    assert "AECNN vs EfficientNet-B3: AECNN's AUC is higher beyond the slide-level" in text
-    assert "74.0% of the report cells are abnormal" in text
-    assert "AECNN has the highest mean AUC" in text
 
 
 def test_figure1_leaves_out_training_cells_of_a_run_without_checkpoint(

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from aecnn_utils import grid as G
 from aecnn_utils.config import profile_config
 from aecnn_utils.data.explore import ZOOM_SOURCES, image_statistics, scale_shortcut
 from aecnn_utils.data.loaders import CellDataset, make_loader
@@ -27,16 +28,21 @@ from aecnn_utils.domain import (
 from aecnn_utils.models import build_model
 from aecnn_utils.morphology import FEATURES_VERSION, NAME, fit_reference
 from aecnn_utils.study import (
-    CROSS_SEEDS,
     METHODS,
+    PROCEDURE,
     REFERENCE,
-    best_method,
-    run_study,
-    study_caption,
-    study_config,
-    study_summary,
-    study_table,
+    optimism,
+    study_comparisons,
+    study_grid,
+    study_words,
 )
+
+
+def study_config(profile: str, method: str, setting: str = "cross",
+                 seeds: list[int] | None = None) -> object:
+    """One method's config, as the study's grid trains it."""
+    grid = study_grid(profile, [method], settings=(setting,), reference=False, seeds=seeds)
+    return grid.config(grid.arm(method), "", setting)
 
 
 def _tiny(root: Path) -> dict:
@@ -44,59 +50,50 @@ def _tiny(root: Path) -> dict:
             "n_boot": 20, "num_workers": 0}
 
 
-def test_study_trains_each_method_in_both_settings_and_tabulates(
+def test_study_grid_trains_each_method_in_both_settings_and_words_it(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """study grid -> trainer -> records -> words: a transductive method is marked and never a
+    candidate of the procedure; the optimism table compares the nested figure with the choice
+    made on all cells; a second call reuses every run."""
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
-    methods = ["plain", "test: AdaBN"]
-    results = run_study("smoke", methods, tmp_path / "runs", progress=False,
-                        **_tiny(synthetic_root))
-    assert set(results) == {"cross", "in_domain"}
-    for setting, runs in results.items():
-        assert list(runs) == [*methods, REFERENCE]
-        assert runs["test: AdaBN"][0].config.adapt_bn
-        assert (runs["plain"][0].config.protocol == "within") == (setting == "in_domain")
-    table = study_table(results)
-    assert table["method"].tolist() == [*methods, REFERENCE]
-    assert table["transductive"].tolist() == [False, True, False]
-    for col in ("cross_auc", "in_domain_auc", "cross_balanced_accuracy"):
-        assert table[col].between(0, 1).all(), col
-    text = study_summary(table)
-    assert "- test: AdaBN (transductive): AUC" in text
-    assert f"Chosen on the selection halves: **{best_method(table)}**" in text
-    assert best_method(table) == "plain"  # the only non-transductive method
-    assert f"- Trained on (across datasets) cpu: plain, test: AdaBN, {REFERENCE}." in text
-    lower = table.assign(cross_auc_high=table["cross_auc_low"] - 1)  # no overlap with plain
-    assert "vs plain: worse" in study_summary(lower.assign(
-        cross_auc=np.where(lower["method"] == "plain", 0.9, 0.1),
-        cross_auc_low=np.where(lower["method"] == "plain", 0.85, 0.05),
-        cross_auc_high=np.where(lower["method"] == "plain", 0.95, 0.15)))
-    plain = results["cross"]["plain"][0]
-    feats = run_features(plain, {"train": np.array([0, 2, 4]), "pool": np.array([1, 3])})
+    methods = ["plain", "input: grey", "test: AdaBN"]
+    grid = study_grid("smoke", methods)
+    assert [a.name for a in grid.arms] == [*methods, PROCEDURE, REFERENCE]
+    assert list(grid.arm(PROCEDURE).candidates) == ["plain", "input: grey"]
+    assert grid.arm("test: AdaBN").transductive
+    runs = G.run_grid(grid, tmp_path / "runs", progress=False, **_tiny(synthetic_root))
+    for setting in ("cross", "in_domain"):
+        assert runs[setting, "test: AdaBN", ""][0].config.adapt_bn
+        assert (runs[setting, "plain", ""][0].config.protocol == "within") == \
+            (setting == "in_domain")
+    result = G.score_grid(grid, runs, G.grid_data(grid, **_tiny(synthetic_root)))
+    comparisons = study_comparisons(result)
+    assert {(c.first, c.second) for c in comparisons} == {
+        (m, "plain") for m in ["input: grey", "test: AdaBN", PROCEDURE, REFERENCE]}
+    text = study_words(result, comparisons)
+    plain = result.estimate("plain", "roc_auc")
+    assert text.startswith(f"- plain: AUC {G.cell(plain)} across datasets")
+    arms = ", ".join([*methods, PROCEDURE, REFERENCE])
+    assert f"- Trained on (across datasets) cpu: {arms}." in text
+    table = optimism(result).set_index("metric")
+    e = result.estimate(PROCEDURE, "roc_auc")
+    assert table.loc["roc_auc", "nested"] == e.value
+    assert table.loc["roc_auc", "optimism"] == pytest.approx(e.all_cells - e.value)
+    assert table.loc["roc_auc", "most_chosen"] in ("plain", "input: grey")
+    feats = run_features(runs["cross", "plain", ""][0],
+                         {"train": np.array([0, 2, 4]), "pool": np.array([1, 3])})
     assert feats.shape[0] == 5 and np.isfinite(feats).all()
-    again = run_study("smoke", methods, tmp_path / "runs", progress=False,
-                      **_tiny(synthetic_root))
-    assert all(r[0].reused for runs in again.values() for r in runs.values())
+    again = G.run_grid(grid, tmp_path / "runs", progress=False, **_tiny(synthetic_root))
+    assert all(r.reused for rs in again.values() for r in rs)
 
 
-
-def test_study_trains_several_seeds_across_datasets_and_says_so(
-        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cpu profile trains every method with CROSS_SEEDS across datasets (one seed's noise is
-    as large as the effects); the table's spread and caption then speak of seeds."""
-    assert study_config("cpu", "plain").seeds == CROSS_SEEDS["cpu"] != (0,)
+def test_study_configs_train_the_grids_seeds_across_datasets() -> None:
+    """The cpu profile trains every method with three seeds across datasets (one seed's noise
+    is as large as the effects), one in-domain."""
+    assert study_config("cpu", "plain").seeds == G.CROSS_SEEDS["cpu"] != (0,)
     assert study_config("cpu", "plain", "in_domain").seeds == (0,)
     assert study_config("cpu", "plain", seeds=[4]).seeds == (4,)
-    monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
-    results = run_study("smoke", ["plain", "input: grey"], tmp_path / "runs", progress=False,
-                        reference=False, **{**_tiny(synthetic_root), "seeds": [0, 1]})
-    assert [r.config.seed for r in results["cross"]["plain"]] == [0, 1]
-    table = study_table(results)
-    assert set(table["cross_spread"]) == {"sd over 2 seeds"}
-    assert "spread: across datasets: sd over 2 seeds" in study_caption(table)
-    aucs = [r.metrics["test"]["roc_auc"] for r in results["cross"]["plain"]]
-    row = table.set_index("method").loc["plain"]
-    assert row["cross_auc"] == pytest.approx(np.mean(aucs))
-    assert row["cross_auc_std"] == pytest.approx(np.std(aucs, ddof=1))
+
 
 def test_every_method_is_a_valid_config() -> None:
     for method in METHODS:
@@ -104,7 +101,7 @@ def test_every_method_is_a_valid_config() -> None:
             study_config("cpu", method, setting)
     with pytest.raises(ValueError, match="method='dropout' is not valid"):
         study_config("cpu", "dropout")
-    with pytest.raises(ValueError, match="setting='lab' is not valid"):
+    with pytest.raises(ValueError, match="setting 'lab' is not valid"):
         study_config("cpu", "plain", "lab")
 
 
@@ -212,16 +209,3 @@ def test_study_cli_prints_the_table_and_refuses_unknown_methods(
     assert "input: grey" in out and REFERENCE not in out
     with pytest.raises(SystemExit):
         main(["study", "--methods", "dropout"])
-
-
-@pytest.mark.parametrize(("monitor", "chosen"), [("val_auc", "input: grey"),
-                                                 ("val_loss", "scale: random zoom")])
-def test_the_chosen_method_follows_the_monitors_direction(monitor: str, chosen: str) -> None:
-    """Highest selection AUC, but lowest selection loss (the smoke profile monitors the loss);
-    transductive methods and the reference are never chosen."""
-    table = pd.DataFrame({
-        "method": ["plain", "input: grey", "scale: random zoom", "test: AdaBN", REFERENCE],
-        "transductive": [False, False, False, True, False],
-        "cross_selection": [0.5, 0.9, 0.1, 0.99 if monitor == "val_auc" else 0.01, 0.95],
-        "monitor": monitor})
-    assert best_method(table) == chosen

@@ -31,8 +31,10 @@ def learnable_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _within(root: Path, **changes) -> object:
+    # the validation loss, not the AUC: an AUC of 1.0 is reached (and the epoch chosen) before
+    # the probabilities are calibrated at 0.5, which made the accuracy checks depend on the CPU
     base = dict(data_root=str(root), protocol="within", train=("sipakmed",), val_fraction=0.2,
-                test_fraction=0.25, epochs=10, lr=0.05, monitor="val_auc", patience=20,
+                test_fraction=0.25, epochs=10, lr=0.05, monitor="val_loss", patience=20,
                 n_boot=200, num_workers=0)
     return profile_config("smoke", **{**base, **changes})
 
@@ -136,7 +138,8 @@ def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     assert straight.history.drop(columns=["train_seconds", "train_images_per_s"]).equals(
         resumed.history.drop(columns=["train_seconds", "train_images_per_s"]))
-    assert resumed.metrics["test"] == straight.metrics["test"]
+    # equal, NaN included (an undefined precision is NaN in both)
+    assert json.dumps(resumed.metrics["test"]) == json.dumps(straight.metrics["test"])
 
 
 def test_kill_between_checkpoint_and_history_loses_no_row(

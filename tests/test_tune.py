@@ -15,8 +15,8 @@ from aecnn_utils import grid as G
 from aecnn_utils import plots, report
 from aecnn_utils.__main__ import main
 from aecnn_utils.config import profile_config
-from aecnn_utils.train import TrainingDiverged, train_models, train_run
-from aecnn_utils.tune import model_grid, tune
+from aecnn_utils.train import TrainingDiverged, train_run
+from aecnn_utils.tune import TABLE2_METRICS, model_grid, tune
 
 SMALL = {"image_size": 32, "epochs": 2, "n_splits": 2, "test": ("herlev",), "n_boot": 20,
          "num_workers": 0}
@@ -107,14 +107,15 @@ def test_local_imagenet_weights_add_a_separate_row(synthetic_root: Path, tmp_pat
     found = pretrained_weights()
     assert list(found) == ["mobilenet_v3_small"]
     overrides = {"data_root": str(synthetic_root), **SMALL}
-    runs = train_models("smoke", ["mobilenet_v3_small"], tmp_path / "runs", progress=False,
-                        pretrained=found, **overrides)
-    assert list(runs) == ["mobilenet_v3_small", "mobilenet_v3_small+imagenet"]
-    started = runs["mobilenet_v3_small+imagenet"][0]
+    grid = model_grid("smoke", ["mobilenet_v3_small"], [0.01, 0.05], pretrained=found)
+    runs = G.run_grid(grid, tmp_path / "runs", progress=False, **overrides)
+    assert [a.name for a in grid.arms] == ["mobilenet_v3_small", "mobilenet_v3_small+imagenet"]
+    (started,) = runs["cross", "mobilenet_v3_small+imagenet", "lr 0.01"]
     assert started.config.model_kwargs == {"weights_path": str(found["mobilenet_v3_small"])}
-    assert started.run_dir != runs["mobilenet_v3_small"][0].run_dir
-    table = report.table2(runs)
-    assert list(table["model"]) == ["MobileNetV3-Small", "MobileNetV3-Small (ImageNet weights)"]
+    assert started.run_dir != runs["cross", "mobilenet_v3_small", "lr 0.01"][0].run_dir
+    result = G.score_grid(grid, runs, G.grid_data(grid, **overrides), TABLE2_METRICS)
+    assert report.grid_table2(result)["Model"].tolist() == [
+        "MobileNetV3-Small", "MobileNetV3-Small (ImageNet weights)"]
 
 
 def test_a_diverging_rate_is_never_chosen_not_a_crash(synthetic_root: Path, tmp_path: Path,
