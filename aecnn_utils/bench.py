@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import torch.utils.benchmark as benchmark
 from tqdm.auto import tqdm
 
 from . import grid as G
@@ -84,16 +86,23 @@ BENCH_MODELS: tuple[Candidate, ...] = (
 REFERENCES: tuple[str, ...] = ("MobileNetV3-Small", "ResNet-50")
 
 
+def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+                y: torch.Tensor, amp: bool = False) -> None:
+    """One training step: forward (float16 autocast on CUDA with ``amp``), backward, SGD."""
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    with autocast(x.device, amp):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+
+
 def _seconds(fn: Callable[[], None], calls: int, device: torch.device) -> float:
-    """Wall-clock seconds per call of ``fn`` (``calls`` calls, CUDA synchronised)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / calls
+    """Seconds per call of ``fn`` over ``calls`` calls, timed as ``Timer.timeit`` times (its
+    ``timeit`` loop and clock, which synchronises the accelerator, here ``device``) but without
+    the two untimed calls it adds to each measurement (they nearly double the benchmark's time)."""
+    with torch.accelerator.device_index(None if device.type == "cpu" else device.index):
+        return timeit.Timer(fn, timer=benchmark.timer).timeit(calls) / calls
 
 
 def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int = 224, *,
@@ -124,21 +133,14 @@ def bench_speed(candidates: Sequence[Candidate] = BENCH_MODELS, image_size: int 
         model = model.to(dev, memory_format=fmt)
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
-        def train(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt) -> None:
-            model.train()
-            opt.zero_grad(set_to_none=True)
-            with autocast(dev, amp):
-                loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-
         def infer(model: torch.nn.Module = model, n: int = batch) -> None:
             model.eval()
             with torch.inference_mode(), autocast(dev, amp):
                 model(x[:n])
 
         fused = fuse_batchnorm(model)
-        tasks[cand.key] = {"train": train, "infer": infer,
+        tasks[cand.key] = {"train": lambda m=model, o=opt: _train_step(m, o, x, y, amp),
+                           "infer": infer,
                            "infer_fused": lambda infer=infer, fused=fused: infer(fused),
                            "latency": lambda infer=infer, fused=fused: infer(fused, n=1)}
         if onnx:
@@ -211,8 +213,8 @@ def add_ratios(table: pd.DataFrame, references: Sequence[str] = REFERENCES) -> p
 
 
 _MEMORY_PROBE = """
-import json, sys, torch, torch.nn.functional as F
-from aecnn_utils.bench import Candidate
+import json, sys, torch
+from aecnn_utils.bench import Candidate, _train_step
 def status(key):  # kB, from /proc/self/status (Linux)
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -227,9 +229,7 @@ with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # the resident-set peak starts again from here
 before = status("VmRSS")
 for _ in range(2):
-    opt.zero_grad(set_to_none=True)
-    F.cross_entropy(net(x), y).backward()
-    opt.step()
+    _train_step(net, opt, x, y)
 print(json.dumps({"peak_MB": (status("VmHWM") - before) / 1024}))
 """
 
@@ -250,9 +250,7 @@ def train_peak_memory(candidate: Candidate, image_size: int = 224, batch: int = 
         base = torch.cuda.memory_allocated(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         for _ in range(2):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
+            _train_step(model, opt, x, y)
         torch.cuda.synchronize(dev)
         return (torch.cuda.max_memory_allocated(dev) - base) / 2**20
     if not Path("/proc/self/clear_refs").exists():  # not Linux: no resettable peak

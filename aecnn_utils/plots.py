@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
 from .data.cache import load_cell, row_box, square_resize
 from .data.explore import sample_rows
@@ -44,6 +45,13 @@ def add_notice(fig: plt.Figure, notice: str | None) -> None:
                  style="italic")
 
 
+def _finish(fig: plt.Figure, notice: str | None) -> plt.Figure:
+    """Every plot's last step: tight layout, the notice stamped under it, the figure back."""
+    fig.tight_layout()
+    add_notice(fig, notice)
+    return fig
+
+
 def save_figure(fig: plt.Figure, stem: str | Path,
                 formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); return the written paths."""
@@ -72,12 +80,9 @@ def plot_label_counts(counts: pd.DataFrame, notice: str | None = None) -> plt.Fi
             for container in ax.containers:
                 ax.bar_label(container, fontsize=8, padding=2)
             ax.set_title(f"{DATASET_LABELS.get(name, name)} - {scheme}", fontsize=10)
-            ax.set_xlabel("cells" if i == len(schemes) - 1 else "")
-            ax.set_ylabel("")
+            ax.set(xlabel="cells" if i == len(schemes) - 1 else "", ylabel="")
             ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_sample_grid(df: pd.DataFrame, per_class: int = 6, size: int = 96, seed: int = 0,
@@ -103,9 +108,7 @@ def plot_sample_grid(df: pd.DataFrame, per_class: int = 6, size: int = 96, seed:
                               ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_image_statistics(stats: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -122,12 +125,9 @@ def plot_image_statistics(stats: pd.DataFrame, notice: str | None = None) -> plt
     axes[1].set_title("mean colour per image")
     sns.boxplot(data=stats, y="source_class", x="dark_fraction", hue="dataset", ax=axes[2],
                 fliersize=1, dodge=False)
-    axes[2].set_title("share of dark pixels (< 100)")
-    axes[2].set_ylabel("")
+    axes[2].set(title="share of dark pixels (< 100)", ylabel="")
     axes[2].tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_augmentations(images: Sequence[np.ndarray], pipelines: dict[str, object],
@@ -148,9 +148,7 @@ def plot_augmentations(images: Sequence[np.ndarray], pipelines: dict[str, object
                 axes[i][j].set_title(name, fontsize=9)
         for ax in axes[i]:
             _blank(ax)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_attention_maps(images: Sequence[np.ndarray],
@@ -180,11 +178,7 @@ def plot_attention_maps(images: Sequence[np.ndarray],
                 axes[i][j].set_title(f"{label}\n{stage}", fontsize=9)
         for ax in axes[i]:
             _blank(ax)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
-
-
+    return _finish(fig, notice)
 
 
 def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -197,12 +191,8 @@ def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figur
         ax.set_xscale("log")
         for container in ax.containers:
             ax.bar_label(container, fmt="%.3g", fontsize=9, padding=2)
-        ax.set_title(title)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+        ax.set(title=title, xlabel="", ylabel="")
+    return _finish(fig, notice)
 
 
 def plot_training_curves(histories: dict[str, pd.DataFrame],
@@ -217,13 +207,10 @@ def plot_training_curves(histories: dict[str, pd.DataFrame],
         axes[2].plot(h["epoch"], h["val_auc"], color=color, marker="o", ms=3, label=name)
     for ax, title in zip(axes, ("training loss", "validation loss", "validation AUC"),
                          strict=True):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set(title=title, xlabel="epoch")
     axes[2].set_ylim(0, 1.02)
     axes[0].legend()
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_accuracy_across_datasets(acc: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -236,13 +223,9 @@ def plot_accuracy_across_datasets(acc: pd.DataFrame, notice: str | None = None) 
         ax.errorbar(range(len(order)), stats["mean"], yerr=stats["std"].fillna(0),
                     marker="o", capsize=3, color=f"C{k}", label=model_label(model))
     ax.set_xticks(range(len(order)), order)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title("Accuracy across datasets")
+    ax.set(ylabel="accuracy (%)", ylim=(0, 100), title="Accuracy across datasets")
     ax.legend()
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_f1_bars(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -259,34 +242,27 @@ def plot_f1_bars(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
     for i, v in enumerate(table["f1"]):
         ax.text(i - 0.2, v + 1, f"{v:.1f}", ha="center", fontsize=9)
     ax.set_xticks(x, table["model"])
-    ax.set_ylabel("F1-score (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title("F1-score per model")
+    ax.set(ylabel="F1-score (%)", ylim=(0, 105), title="F1-score per model")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
                     notice: str | None = None) -> plt.Figure:
-    """Figure 3: ROC curves with AUC in the legend (marker-line style, as the paper's)."""
+    """Figure 3: ROC curves (scikit-learn's ``RocCurveDisplay``) with AUC in the legend
+    (marker-line style, as the paper's)."""
     fig, ax = plt.subplots(figsize=(5.2, 5))
     markers = "osd^v<>"
     for k, (model, (fpr, tpr, auc)) in enumerate(curves.items()):
-        every = max(1, len(fpr) // 12)
-        ax.plot(fpr, tpr, marker=markers[k % len(markers)], markevery=every, ms=5,
-                color=f"C{k}", label=f"{model_label(model)} (AUC {auc:.3f})")
+        RocCurveDisplay(fpr=fpr, tpr=tpr, roc_auc=auc).plot(
+            ax, curve_kwargs={"marker": markers[k % len(markers)], "ms": 5, "color": f"C{k}",
+                              "markevery": max(1, len(fpr) // 12),
+                              "label": f"{model_label(model)} (AUC {auc:.3f})"})
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
-    ax.set_xlabel("1 - specificity (false positive rate)")
-    ax.set_ylabel("sensitivity (true positive rate)")
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_title("ROC on the test set")
+    ax.set(xlabel="1 - specificity (false positive rate)",
+           ylabel="sensitivity (true positive rate)", title="ROC on the test set")
     ax.legend(loc="lower right", fontsize=9)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_reliability(curves: dict[str, dict], notice: str | None = None) -> plt.Figure:
@@ -303,16 +279,13 @@ def plot_reliability(curves: dict[str, dict], notice: str | None = None) -> plt.
                     ms=0, label=f"{what}: ECE {c[f'ece_{key}']:.3f}")
             ax.scatter(bins["mean_prob"], bins["observed"], s=8 + 120 * bins["n"] /
                        bins["n"].sum(), color=colour, zorder=3)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set(xlim=(0, 1), ylim=(0, 1),
+               xlabel="predicted P(abnormal)" if c["binary"] else "top class's probability")
         ax.set_title(model_label(model), fontsize=10)
-        ax.set_xlabel("predicted P(abnormal)" if c["binary"] else "top class's probability")
         ax.legend(fontsize=7, loc="upper left")
     binary = all(c["binary"] for c in curves.values())
     axes[0][0].set_ylabel("observed share abnormal" if binary else "share correct")
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_explanations(e: Explained, per_class: int = 1,
@@ -358,9 +331,7 @@ def plot_explanations(e: Explained, per_class: int = 1,
         axes[-1, c].set_xlabel(names[c % panels], fontsize=6)
     fig.suptitle(f"{model_label(e.model)}: where it looks (left: right predictions, right: "
                  "wrong ones)", fontsize=9)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_nucleus_share(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -379,14 +350,11 @@ def plot_nucleus_share(table: pd.DataFrame, notice: str | None = None) -> plt.Fi
         ax.bar(x, rows["ratio"], width, color=f"C{k}", label=model_label(model),
                yerr=np.nan_to_num(err), capsize=2, error_kw={"lw": 0.8})
     ax.axhline(1.0, color="grey", ls="--", lw=1)
-    ax.set_xticks(np.arange(len(classes)))
-    ax.set_xticklabels([c.replace("_", " ") for c in classes], rotation=30, ha="right",
-                       fontsize=8)
+    ax.set_xticks(np.arange(len(classes)), [c.replace("_", " ") for c in classes],
+                  rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("Grad-CAM on nucleus / nucleus area")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_comparisons(comparisons: Sequence[Comparison], labels: dict[str, str] | None = None,
@@ -415,34 +383,29 @@ def plot_comparisons(comparisons: Sequence[Comparison], labels: dict[str, str] |
         ax.xaxis.set_major_locator(plt.MaxNLocator(5))
         ax.set_xlabel(f"difference in {metric_label(metric).removesuffix(' (%)')}"
                       f"{'' if scale == 1 else ' (points)'}, {SETTING_WORDS[setting]}")
-    axes[0][0].set_yticks(list(y.values()))
-    axes[0][0].set_yticklabels([f"{labels.get(a, a)} - {labels.get(b, b)}" for a, b in y],
-                               fontsize=8)
+    axes[0][0].set_yticks(list(y.values()),
+                          [f"{labels.get(a, a)} - {labels.get(b, b)}" for a, b in y], fontsize=8)
     fig.suptitle(f"Paired differences: 95% interval (thin), Holm interval over "
                  f"{comparisons[0].family} (thick); filled = shown", fontsize=9)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_confusion_matrices(matrices: dict[str, np.ndarray], class_names: Sequence[str],
                             notice: str | None = None) -> plt.Figure:
-    """One confusion matrix per model (rows: true class; counts and row percentages)."""
+    """One confusion matrix per model (scikit-learn's ``ConfusionMatrixDisplay``; rows: true
+    class; coloured by row share, annotated with counts and row percentages)."""
     fig, axes = plt.subplots(1, len(matrices), squeeze=False,
                              figsize=(3.6 * len(matrices), 3.4))
     for ax, (model, cm) in zip(axes[0], matrices.items(), strict=True):
         cm = np.asarray(cm)
         share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        annot = np.array([[f"{c}\n{p:.0%}" for c, p in zip(rc, rp, strict=True)]
-                          for rc, rp in zip(cm, share, strict=True)])
-        sns.heatmap(share, annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False,
-                    xticklabels=class_names, yticklabels=class_names, ax=ax)
-        ax.set_title(model_label(model))
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+        shown = ConfusionMatrixDisplay(share, display_labels=list(class_names)).plot(
+            ax=ax, cmap="Blues", colorbar=False, values_format=".0%", im_kw={"vmin": 0, "vmax": 1})
+        for (i, j), text in np.ndenumerate(shown.text_):
+            text.set_text(f"{cm[i, j]}\n{text.get_text()}")
+        ax.set(title=model_label(model), xlabel="predicted", ylabel="true")
+        ax.grid(False)
+    return _finish(fig, notice)
 
 
 def plot_per_class_detection(detection: pd.DataFrame,
@@ -453,14 +416,10 @@ def plot_per_class_detection(detection: pd.DataFrame,
                             cls=detection["source_class"] + " (" + detection["label_name"] + ")")
     fig, ax = plt.subplots(figsize=(8, 0.45 * data["cls"].nunique() + 1.5))
     sns.barplot(data=data, y="cls", x="correct", hue="label", ax=ax)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share classified correctly")
-    ax.set_ylabel("")
-    ax.set_title("Per-class sensitivity / specificity (test set)")
+    ax.set(xlim=(0, 1), xlabel="share classified correctly", ylabel="",
+           title="Per-class sensitivity / specificity (test set)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_segmentation(df: pd.DataFrame, per_class: int = 3, size: int = 96, seed: int = 0,
@@ -500,9 +459,7 @@ def plot_segmentation(df: pd.DataFrame, per_class: int = 3, size: int = 96, seed
                 for ax, title in zip(trio, panels, strict=True):
                     ax.set_title(title, fontsize=7)
         axes[i][0].set_ylabel(cls, rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_embedding(points: np.ndarray, frame: pd.DataFrame, title: str,
@@ -516,9 +473,7 @@ def plot_embedding(points: np.ndarray, frame: pd.DataFrame, title: str,
                     alpha=0.7, linewidth=0, ax=ax)
     ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
     ax.legend(fontsize=8, markerscale=1.5, loc="best")
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
 
 
 def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -533,13 +488,10 @@ def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Fig
             ax.errorbar(r[col], r["auc"], yerr=[[r["auc"] - r["auc_low"]],
                                                 [r["auc_high"] - r["auc"]]],
                         fmt="o", color=f"C{k}", capsize=3, label=r["name"])
-        ax.set_xscale("log")
-        ax.set_xlabel(f"{title} at {size} px (images/s)")
-        ax.set_title(f"AUC against {title} speed")
+        ax.set(xscale="log", xlabel=f"{title} at {size} px (images/s)",
+               title=f"AUC against {title} speed")
     axes[0].set_ylabel("AUC across datasets (95% interval)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9,
                frameon=False)
-    fig.tight_layout()
-    add_notice(fig, notice)
-    return fig
+    return _finish(fig, notice)
