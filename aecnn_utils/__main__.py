@@ -199,7 +199,7 @@ def _ablation(args: argparse.Namespace) -> None:
     columns = [(s, m.key) for s in args.settings for m in metrics]
     _show(result, comparisons, G.wide_table(result, columns, new_slides="roc_auc"),
           G.grid_caption(result, "Ablations of AECNN", len(comparisons) // len(args.settings)),
-          ablation_words(comparisons), args.out, "ablations")
+          ablation_words(result, comparisons), args.out, "ablations")
 
 
 def _grid_arguments(p: argparse.ArgumentParser) -> None:

@@ -101,11 +101,12 @@ def ablation_comparisons(result: G.GridResult, data: PreparedData,
                             setting)
 
 
-def ablation_words(comparisons: Sequence[G.Comparison]) -> str:
+def ablation_words(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> str:
     """The claims in words, from the paired comparisons: "supported" when shown in the
-    claim's favour, "contradicted" when shown against it, else "not shown"."""
+    claim's favour, "contradicted" when shown against it, else "not shown"; then how long a
+    run trained."""
     titles = {(a, b): t for t, a, b, _ in CLAIMS}
     word = {"higher": "supported", "lower": "contradicted", "not shown": "not shown"}
-    return "\n".join(f"- **{titles[c.first, c.second]}** ({G.SETTING_WORDS[c.setting]}): "
-                     f"**{word[c.verdict]}** ({G.words(c, verdict=False)})."
-                     for c in comparisons)
+    return "\n".join([*(f"- **{titles[c.first, c.second]}** ({G.SETTING_WORDS[c.setting]}): "
+                         f"**{word[c.verdict]}** ({G.words(c, verdict=False)})."
+                         for c in comparisons), G.training_line(result)])

@@ -741,6 +741,22 @@ def wide_table(result: GridResult, columns: Sequence[tuple[str, str]],
     return pd.DataFrame(rows)
 
 
+def training_line(result: GridResult, labels: Mapping[str, str] | None = None,
+                  setting: str = "cross") -> str:
+    """``- Training time per run ...: A 1.4 min, B 8.0 min.``: each arm's mean over its runs
+    in ``setting``, as each run recorded it (the reference, fitted not trained, left out)."""
+    labels = labels or {}
+    minutes: dict[str, list[float]] = {}
+    for (s, arm, _), runs in result.runs.items():
+        if s == setting and not result.grid.arm(arm).reference:
+            minutes.setdefault(arm, []).extend(r.metrics.get("train_seconds", np.nan) / 60
+                                               for r in runs)
+    return ("- Training time per run (wall clock on its device, as each run recorded it; other "
+            f"work may have shared the machine; {SETTING_WORDS[setting]}): " + ", ".join(
+                f"{labels.get(a, a)} {np.nanmean(m):.1f} min" for a, m in minutes.items() if m)
+            + ".")
+
+
 def grid_caption(result: GridResult, what: str, family: int | None = None) -> str:
     """What a grid table's cells are, from the result: seeds, splits, intervals, family."""
     parts = []

@@ -109,14 +109,7 @@ def grid_summary(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> s
     frame = result.frame()
     auc = frame[frame["metric"] == "roc_auc"]
     lines.append(trained_on_line(zip(auc["arm"].map(model_label), auc["device"], strict=True)))
-    minutes: dict[str, list[float]] = {}
-    for (_, arm, _), runs in result.runs.items():
-        minutes.setdefault(arm, []).extend(r.metrics.get("train_seconds", np.nan) / 60
-                                           for r in runs)
-    lines.append("- Training time per run (wall clock on its device, as each run recorded it; "
-                 "other work may have shared the machine): " + ", ".join(
-                     f"{model_label(a)} {np.nanmean(m):.1f} min" for a, m in minutes.items()
-                     if m) + ".")
+    lines.append(G.training_line(result, labels))
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -91,10 +92,14 @@ def test_ablations_train_in_both_settings_and_are_compared(trained: dict) -> Non
     comparisons = ablation_comparisons(result, data["cross"])
     assert [(c.first, c.second) for c in comparisons] == [
         (REFERENCE, "loss: weighted CE"), (REFERENCE, "attention: none")]
-    words = ablation_words(comparisons)
+    words = ablation_words(result, comparisons)
     assert "Theorem 1" in words and "Attention helps" in words
+    *claims, timing = words.splitlines()
     assert all(any(v in line for v in ("supported", "contradicted", "not shown"))
-               for line in words.splitlines())
+               for line in claims)
+    minutes = np.mean([r.metrics["train_seconds"] for r in result.runs["cross", REFERENCE, ""]])
+    assert timing.startswith("- Training time per run") and \
+        f"{REFERENCE} {minutes / 60:.1f} min" in timing
 
 
 def test_class_sensitivity_is_the_share_of_each_abnormal_class_called_abnormal(
