@@ -25,7 +25,6 @@ PENDING: dict[str, str] = {
           "a GPU",
     "05": "the study's grid: 15 methods x 3 seeds across datasets and one in-domain",
     "06": "the efficiency grid's rows at three seeds (MobileNetV3-Small's are training)",
-    "07": "the loss ablations' in-domain runs",
 }
 
 
