@@ -23,7 +23,6 @@ PENDING: dict[str, str] = {
     "04": "Table 2's grid: AECNN's two layer tables and MobileNetV3-Small at three learning "
           "rates x three seeds; ResNet-50 and EfficientNet-B3 (about 30 hours here) wait for "
           "a GPU",
-    "06": "the efficiency grid's rows at three seeds (MobileNetV3-Small's are training)",
 }
 
 
