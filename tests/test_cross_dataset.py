@@ -135,8 +135,9 @@ def test_strong_augmentations_run_and_change_images(synthetic_root: Path) -> Non
     off = AugmentConfig.none()
     for name, p in only.items():
         pipeline = augmentations(64, AugmentConfig(**{**off.__dict__, name: p}))
-        out = pipeline(image=image)["image"]
-        assert out.shape == image.shape and not np.array_equal(out, image), name
+        outs = [pipeline(image=image)["image"] for _ in range(5)]  # a draw may be near identity
+        assert all(o.shape == image.shape for o in outs), name
+        assert any(not np.array_equal(o, image) for o in outs), name
     with pytest.raises(ValueError, match="zoom_scale"):
         AugmentConfig(zoom_scale=(0.0, 1.0))
 
