@@ -533,16 +533,10 @@ def score_runs(results: Mapping[str, Sequence[RunResult]], data: PreparedData,
         raise ValueError("k-fold runs score different cells per fold: read each fold's "
                          "metrics.json, or train protocol=cross or within")
     setting = "cross" if first.config.protocol == "cross" else "in_domain"
-    pool, mode = data.frame("pool"), MONITORS[first.config.monitor]
-    scores = {(setting, name): score_arm(setting, name, {"": [run_scorings(r, data)
-                                                              for r in rs]},
-                                         pool, metrics, mode, n_boot=first.config.n_boot,
-                                         seed=seed)
-              for name, rs in results.items() if rs}
-    grid = Grid(first.config.profile, tuple(Arm(name) for _, name in scores), (setting,))
-    return GridResult(grid, tuple(metrics), scores,
-                      {(setting, name, ""): list(results[name]) for _, name in scores},
-                      {setting: data.source.notice})
+    names = [name for name, rs in results.items() if rs]
+    grid = Grid(first.config.profile, tuple(Arm(name) for name in names), (setting,))
+    runs = {(setting, name, ""): list(results[name]) for name in names}
+    return score_grid(grid, runs, {setting: data}, metrics, seed=seed)
 
 
 # ----------------------------------------------------------------------------- comparisons
