@@ -261,17 +261,15 @@ def train_peak_memory(candidate: Candidate, image_size: int = 224, batch: int = 
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_MB"])
 
 
-def bench_pipeline(config: RunConfig, batches: int = 20, cache_dir: str | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+def bench_pipeline(config: RunConfig, batches: int = 20, progress: bool = True
+                   ) -> dict[str, Any]:
     """Images/s of the training loader exactly as the trainer builds it for ``config``
     (decode from the cache, augment, collate, with its workers), over ``batches`` batches
     after one untimed batch (which starts the workers)."""
     from .data.prepare import prepare_data
     from .train import make_loaders
 
-    if batches < 1:
-        raise ValueError(f"batches must be >= 1, got {batches}")
-    data = prepare_data(config, cache_dir, progress)
+    data = prepare_data(config, progress=progress)
     device = resolve_device(config.device)
     loader = make_loaders(config, data, device)["train"]
     if len(loader) == 0:

@@ -384,35 +384,31 @@ PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 TUNED_DIR = Path(__file__).parent / "profiles"
 
 
+def _tuned(profile: str) -> dict[str, Any]:
+    """``<profile>_tuned.yaml`` as a dict (``{}`` if there is none)."""
+    path = TUNED_DIR / f"{profile}_tuned.yaml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
 def tuned_values(profile: str, model: str) -> dict[str, Any]:
     """The config values ``tune`` chose for ``model`` under ``profile`` (``{}`` if untuned)."""
-    path = TUNED_DIR / f"{profile}_tuned.yaml"
-    if not path.is_file():
-        return {}
-    entry = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(model, {})
+    entry = _tuned(profile).get(model) or {}
     return {k: entry[k] for k in ("lr",) if k in entry}
 
 
 def update_tuned(profile: str, entries: dict[str, Any]) -> Path:
     """Set ``entries`` (model -> tuned values, or ``recipe`` -> the study's choice) in
     ``<profile>_tuned.yaml``, keeping the other entries; written atomically."""
-    path = TUNED_DIR / f"{profile}_tuned.yaml"
-    tuned = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
-    tuned.update(entries)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = ("# Written by `python -m aecnn_utils tune` (learning rate per model) and `python -m "
               "aecnn_utils study` (recipe); read by profile_config.\n")
-    return atomic_write_text(path, header + yaml.safe_dump(tuned, sort_keys=True))
+    return atomic_write_text(TUNED_DIR / f"{profile}_tuned.yaml", header + yaml.safe_dump(
+        {**_tuned(profile), **entries}, sort_keys=True))
 
 
 def recipe_values(profile: str) -> dict[str, Any]:
     """The config changes of the method the cross-dataset study chose for ``profile``
     (``python -m aecnn_utils study``, the ``recipe`` entry of ``<profile>_tuned.yaml``)."""
-    path = TUNED_DIR / f"{profile}_tuned.yaml"
-    if not path.is_file():
-        return {}
-    return dict(((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("recipe") or {})
-                .get("changes") or {})
+    return dict((_tuned(profile).get("recipe") or {}).get("changes") or {})
 
 
 def profile_config(profile: str, *, recipe: bool = True, tuned: bool = True,

@@ -187,14 +187,13 @@ def _scalars(m: dict[str, Any]) -> dict[str, float]:
 def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.DataFrame,
                     outputs: np.ndarray, loss_fn: nn.Module) -> dict[str, Any]:
     """:func:`score_split` for split seeds ``split_seed .. split_seed + n_splits - 1``: each
-    split's epoch, threshold and scalar metrics, and their mean, sd, min and max."""
-    per_split, scorings = [], []
+    split's epoch, threshold and scalar metrics (the grid, :mod:`aecnn_utils.grid`, scores
+    and summarises them with intervals)."""
+    per_split = []
     for seed in range(config.split_seed, config.split_seed + config.n_splits):
         val_idx, test_idx = split_halves(config, pool, seed)
         s = score_split(config, class_names, pool, outputs, val_idx, test_idx, loss_fn,
                         intervals=False)
-        scorings.append((softmax(outputs[s["best_epoch"] - 1]), test_idx,
-                         s.get("threshold", {}).get("value")))
         row: dict[str, Any] = {"split_seed": seed, "best_epoch": s["best_epoch"],
                                "selection_value": s["selection_value"],
                                "test": _scalars(s["test"])}
@@ -208,39 +207,7 @@ def repeated_splits(config: RunConfig, class_names: Sequence[str], pool: pd.Data
         if "calibration" in s:
             row["calibration"] = {k: s["calibration"][k] for k in CALIBRATION_SCORES}
         per_split.append(row)
-
-    def summary(key: str) -> dict[str, dict[str, float]]:
-        rows = [r[key] for r in per_split if key in r]
-        return {k: summary_of([r[k] for r in rows]) for k in (rows[0] if rows else ())}
-
-    blocks = {block: summary(block) for block in
-              ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold",
-               "calibration")}
-    names = interval_names(class_names)
-    labels, groups = pool["label"].to_numpy(), pool[CI_UNIT].to_numpy()
-    for block, at_threshold in (("test", False), ("test_at_threshold", True)):
-        if not blocks[block]:
-            continue
-        probs, rows, thresholds = zip(*scorings, strict=True)
-        intervals = M.bootstrap_mean_ci(labels, probs, rows, thresholds if at_threshold else
-                                        [None] * len(rows), groups, names,
-                                        n_boot=config.n_boot, seed=config.seed)
-        for name, interval in intervals.items():
-            blocks[block][name].update(low=interval["low"], high=interval["high"])
-    return {"n_splits": config.n_splits, "per_split": per_split, **blocks,
-            "best_epoch": summary_of([r["best_epoch"] for r in per_split]),
-            "selection_value": summary_of([r["selection_value"] for r in per_split])}
-
-
-def summary_of(values: Sequence[float]) -> dict[str, float]:
-    """Mean, sd (ddof 1), min, max and count of the defined (finite) ``values``."""
-    a = np.asarray(values, dtype=float)
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return {"mean": float("nan"), "sd": float("nan"), "min": float("nan"),
-                "max": float("nan"), "n": 0}
-    return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else float("nan"),
-            "min": float(a.min()), "max": float(a.max()), "n": int(a.size)}
+    return {"n_splits": config.n_splits, "per_split": per_split}
 
 
 def evaluate_outputs(config: RunConfig, class_names: Sequence[str], pool: pd.DataFrame,

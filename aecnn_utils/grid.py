@@ -25,7 +25,7 @@ keeps its figure so that the optimism shows.
 
 **Intervals.** ``low``/``high``: a 95% bootstrap over slides (``patient_or_slide``) of the
 value; each draw resamples the slides once and rescores every scoring of the arm on it, its
-choices held fixed (:func:`aecnn_utils.metrics.bootstrap_mean_ci`'s scheme). ``new_low`` /
+choices held fixed. ``new_low`` /
 ``new_high``: the range a score on a fresh set of slides, as many as a report half holds, would
 fall in (95%), if those slides were drawn from the same population as ours (same collection,
 stain and scanner; another lab's shift is not covered). Each split's selection and report halves

@@ -38,16 +38,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = [
-    "LOSS_NAMES",
-    "WEIGHT_METHODS",
-    "FocalLoss",
-    "HybridLoss",
-    "build_loss",
-    "class_counts",
-    "class_weights",
-]
-
 LOSS_NAMES: tuple[str, ...] = ("ce", "weighted_ce", "focal", "hybrid")
 WEIGHT_METHODS: tuple[str, ...] = ("inverse", "effective", "none")
 

@@ -32,18 +32,6 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_curve
 
-__all__ = [
-    "SCALAR_METRICS",
-    "TABLE_METRICS",
-    "batch_metrics",
-    "bootstrap_ci",
-    "bootstrap_mean_ci",
-    "classification_metrics",
-    "roc_points",
-    "slide_weights",
-    "threshold_for_sensitivity",
-]
-
 #: Columns of the paper's Table 2, in its order.
 TABLE_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc")
 #: Scalar metrics of :func:`classification_metrics`, all accepted by :func:`bootstrap_ci`;
@@ -361,44 +349,6 @@ def bootstrap_ci(
         finite = replicates[m][np.isfinite(replicates[m])]
         low, high = np.quantile(finite, [_ALPHA, 1.0 - _ALPHA]) if finite.size else (np.nan,) * 2
         out[m] = {"value": float(point[m]), "low": float(low), "high": float(high),
-                  "n_boot": int(finite.size)}
-    return out
-
-
-def bootstrap_mean_ci(
-    y_true: Any,
-    probs: Sequence[Any],
-    rows: Sequence[np.ndarray],
-    thresholds: Sequence[float | None],
-    groups: Sequence,
-    metrics: Sequence[str] = (*TABLE_METRICS, "balanced_accuracy"),
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict[str, dict]:
-    """95% interval of a metric's *mean* over several scorings of one cell set, e.g. the report
-    halves of repeated splits: scoring ``k`` uses ``probs[k]`` (``N x C``, all cells), the cells
-    ``rows[k]`` and ``thresholds[k]``. Every replicate draws the ``groups`` (slides) of all N
-    cells once, with replacement, and rescores every scoring on that draw (their choices held
-    fixed), so the interval covers the slides that all the splits share.
-
-    Returns ``{metric: {"value": mean over scorings, "low", "high", "n_boot"}}``.
-    """
-    y = _as_labels(y_true)
-    sets = []
-    for p_k, r_k, t_k in zip(probs, rows, thresholds, strict=True):
-        p_k = np.asarray(p_k, dtype=np.float64)[r_k]
-        thr = _resolve_threshold(t_k, p_k.shape[1])
-        sets.append((r_k, p_k, _predict(p_k, thr), classification_metrics(y[r_k], p_k, thr)))
-    names = tuple(metrics)
-    weights = slide_weights(groups, n_boot, seed)
-    per_set = [batch_metrics(y[r], p, pred, weights[:, r], names) for r, p, pred, _ in sets]
-    out = {}
-    for m in names:
-        replicates = _nanmean(np.stack([values[m] for values in per_set], axis=1))
-        finite = replicates[np.isfinite(replicates)]
-        low, high = np.quantile(finite, [_ALPHA, 1.0 - _ALPHA]) if finite.size else (np.nan,) * 2
-        value = float(_nanmean(np.array([full[m] for *_, full in sets], dtype=float)))
-        out[m] = {"value": value, "low": float(low), "high": float(high),
                   "n_boot": int(finite.size)}
     return out
 

@@ -38,27 +38,21 @@ def _blank(ax: plt.Axes) -> None:
     ax.grid(False)
 
 
-def add_notice(fig: plt.Figure, notice: str | None) -> None:
-    """Stamp the data provenance (e.g. the synthetic-data warning) under the figure."""
+def _finish(fig: plt.Figure, notice: str | None) -> plt.Figure:
+    """Every plot's last step: tight layout, the data provenance (e.g. the synthetic-data
+    warning) stamped under it, the figure back."""
+    fig.tight_layout()
     if notice:
         fig.text(0.5, -0.01, notice, ha="center", va="top", fontsize=9, color="firebrick",
                  style="italic")
-
-
-def _finish(fig: plt.Figure, notice: str | None) -> plt.Figure:
-    """Every plot's last step: tight layout, the notice stamped under it, the figure back."""
-    fig.tight_layout()
-    add_notice(fig, notice)
     return fig
 
 
-def save_figure(fig: plt.Figure, stem: str | Path,
-                formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+def save_figure(fig: plt.Figure, stem: str | Path) -> list[Path]:
     """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); return the written paths."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for fmt in formats:
+    for fmt in ("png", "pdf"):
         target = stem.with_suffix(f".{fmt}")
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=fmt)

@@ -140,7 +140,6 @@ def write_table(numeric: pd.DataFrame, stem: str | Path, caption: str,
     """Write a table as ``stem.csv`` (``numeric``, with ``data`` and ``profile`` columns),
     ``stem.md`` and ``stem.tex`` (``pretty``), with ``caption`` and the data provenance."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     note = f"{caption} Data: {numeric['data'].iloc[0]}; profile: {numeric['profile'].iloc[0]}."
     written = [atomic_write_text(stem.with_suffix(".csv"), numeric.to_csv(index=False)),
                atomic_write_text(stem.with_suffix(".md"), f"{note}\n\n{to_markdown(pretty)}")]

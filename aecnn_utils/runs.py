@@ -32,7 +32,6 @@ import torch
 from torch import nn
 
 from . import __version__
-from . import metrics as M
 from .config import ConfigError, RunConfig
 from .data.cache import CachedImages
 from .data.loaders import CellDataset, make_loader
@@ -230,25 +229,6 @@ def predictions_frame(df: pd.DataFrame, probs: np.ndarray, class_names: Sequence
     return out
 
 
-RESULT_METRICS: tuple[str, ...] = (
-    *M.TABLE_METRICS, "balanced_accuracy", "prevalence", "sens_at_spec90", "sens_at_spec95",
-    "spec_at_sens90", "spec_at_sens95")
-#: What a results table can show: the report cells at 0.5 or at the validation-chosen
-#: threshold, all of them or only those of classes the training data has.
-BLOCKS: tuple[str, ...] = ("test", "test_at_threshold", "test_seen", "test_seen_at_threshold")
-
-
-def _primary(metrics: dict[str, Any], block: str) -> tuple[dict, dict]:
-    """Metrics and intervals of ``block`` on the configured split (intervals may be empty)."""
-    at_t = block.endswith("_at_threshold")
-    source = metrics.get("threshold", {}) if at_t else metrics
-    key = block.removesuffix("_at_threshold")
-    if key not in source:
-        raise ValueError(f"{metrics['run_id']} has no {block!r} results (multi-class run, a "
-                         "single-class validation set, or no unseen classes)")
-    return source[key], source.get(f"{key}_ci", {}) if key == "test" else {}
-
-
 @functools.cache
 def code_revision() -> str:
     """The code that trains: ``git describe --always --dirty`` of the checkout the package was
@@ -270,71 +250,7 @@ def code_revision() -> str:
     return f"{described} (source {digest.hexdigest()[:12]})"
 
 
-def _range(values: Sequence[float | None]) -> tuple[float, float]:
-    """Min and max of the defined values (NaN, NaN when none is)."""
-    finite = [v for v in values if v is not None and np.isfinite(v)]
-    return (min(finite), max(finite)) if finite else (np.nan, np.nan)
-
-
 def trained_on(run: RunResult) -> str:
     """Where a run trained, as its metrics recorded it (CUDA with mixed precision noted)."""
     device = str(run.metrics.get("device", "an unrecorded device"))
     return f"{device} (mixed precision)" if device.startswith("cuda") and run.config.amp else device
-
-
-def results_table(results: dict[str, Sequence[RunResult]], block: str = "test") -> pd.DataFrame:
-    """One row per model: each metric's value, spread, range and 95% interval on ``block``, from
-    the summaries each run stored (notebook 03's table of the runs it trained; the grids score
-    runs with :func:`aecnn_utils.grid.score_runs`).
-
-    With repeated splits (``n_splits`` > 1) and one seed, the value is the mean over splits,
-    the spread the sd over splits, the range their min and max and the interval the slide-level
-    bootstrap interval of that mean. With several seeds the value is the mean over seeds of
-    those means, the spread and range are over seeds (training noise, which decides whether two
-    configs differ), and the interval's bounds are the seeds' bounds averaged: the seeds score
-    the same cells, so the interval of their mean is no wider than that. Without repeated
-    splits: the mean and sd over seeds, and the configured split's interval of the first seed.
-    """
-    if block not in BLOCKS:
-        raise ValueError(f"block={block!r} is not valid; choose one of: {', '.join(BLOCKS)}")
-    rows = []
-    for model, runs in results.items():
-        if not runs:
-            continue
-        first = runs[0].metrics
-        splits = first.get("splits")
-        row: dict[str, Any] = {
-            "model": model, "seeds": len(runs), "n_splits": splits["n_splits"] if splits else 1,
-            "spread": (f"sd over {splits['n_splits']} splits" if splits and len(runs) == 1
-                       else f"sd over {len(runs)} seed{'s' * (len(runs) != 1)}"),
-            "data": first["data"], "profile": first["profile"], "params": first["params"],
-            "lr": runs[0].config.lr, "device": first["device"],
-            "train_seconds": float(np.mean([r.metrics["train_seconds"] for r in runs])),
-            "best_epoch": float(np.mean([r.metrics["best_epoch"] for r in runs]))}
-        _, ci = _primary(first, block)
-        for name in RESULT_METRICS:
-            if splits:
-                per_seed = [r.metrics["splits"][block].get(name, {}) for r in runs]
-                values = [np.nan if s.get("mean") is None else s["mean"] for s in per_seed]
-                if len(runs) == 1:
-                    spread = per_seed[0].get("sd", np.nan)
-                    low_high = (per_seed[0].get("min", np.nan), per_seed[0].get("max", np.nan))
-                else:
-                    spread = np.std(values, ddof=1)
-                    low_high = _range(values)
-            else:
-                values = [_primary(r.metrics, block)[0].get(name, np.nan) for r in runs]
-                spread = np.std(values, ddof=1) if len(values) > 1 else np.nan
-                low_high = _range(values)
-            values = [np.nan if v is None else v for v in values]  # JSON null = undefined
-            row[name] = float(np.mean(values))
-            row[f"{name}_std"] = float(spread) if spread is not None else np.nan
-            row[f"{name}_min"], row[f"{name}_max"] = (float(v) if v is not None else np.nan
-                                                      for v in low_high)
-            intervals = (per_seed if splits and "low" in per_seed[0]
-                         else [ci.get(name) or {}])
-            for bound in ("low", "high"):
-                bounds = [np.nan if i.get(bound) is None else i[bound] for i in intervals]
-                row[f"{name}_{bound}"] = float(np.mean(bounds))
-        rows.append(row)
-    return pd.DataFrame(rows)

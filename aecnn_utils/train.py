@@ -436,26 +436,13 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     return _finish(run, _fit(run, progress, callbacks))
 
 
-def train_seeds(config: RunConfig, runs_dir: str | Path | None = None,
-                **kwargs: Any) -> list[RunResult]:
-    """One run per seed of ``config.seeds``; the splits stay those of ``config.split_seed``."""
-    return [train_run(config.replace(seed=s), runs_dir, **kwargs) for s in config.seeds]
-
-
-def train_kfold(config: RunConfig, runs_dir: str | Path | None = None,
-                **kwargs: Any) -> list[RunResult]:
-    """Grouped k-fold cross-validation: one run per fold of ``config.n_folds``."""
-    if config.protocol != "kfold":
-        raise ConfigError("train_kfold needs protocol='kfold'")
-    return [train_run(config.replace(fold=k), runs_dir, **kwargs)
-            for k in range(config.n_folds)]
-
-
 def train_config(config: RunConfig, runs_dir: str | Path | None = None,
                  **kwargs: Any) -> list[RunResult]:
-    """Every run ``config`` asks for: one per fold (``kfold``) or one per seed."""
-    runner = train_kfold if config.protocol == "kfold" else train_seeds
-    return runner(config, runs_dir, **kwargs)
+    """Every run ``config`` asks for: one per fold of ``n_folds`` (grouped k-fold) or one per
+    seed of ``seeds`` (the splits stay those of ``split_seed``)."""
+    changes = ([{"fold": k} for k in range(config.n_folds)] if config.protocol == "kfold"
+               else [{"seed": s} for s in config.seeds])
+    return [train_run(config.replace(**c), runs_dir, **kwargs) for c in changes]
 
 
 def train_models(profile: str, models: Sequence[str], runs_dir: str | Path | None = None, *,

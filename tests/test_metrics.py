@@ -540,30 +540,3 @@ def test_roc_points_matches_sklearn() -> None:
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="both"):
         roc_points([0, 0], [0.1, 0.2])
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-def test_bootstrap_mean_ci_reduces_to_the_group_bootstrap() -> None:
-    from aecnn_utils.metrics import bootstrap_mean_ci
-
-    rng = np.random.default_rng(5)
-    y = rng.integers(0, 2, 120)
-    p = np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.25, 120), 0, 1)
-    probs = np.stack([1 - p, p], axis=1)
-    groups = rng.integers(0, 30, 120)
-    every = np.arange(120)
-    one = bootstrap_mean_ci(y, [probs], [every], [None], groups, n_boot=300, seed=2)
-    ref = bootstrap_ci(y, probs, n_boot=300, seed=2, groups=groups)
-    for name, interval in ref.items():
-        assert one[name]["low"] == pytest.approx(interval["low"]), name
-        assert one[name]["high"] == pytest.approx(interval["high"]), name
-    # two scorings of two halves: the value is the mean of their metrics
-    halves = [every[:60], every[60:]]
-    two = bootstrap_mean_ci(y, [probs, probs], halves, [0.4, 0.6], groups,
-                            metrics=("accuracy", "sens_at_spec95"), n_boot=300, seed=2)
-    expected = np.mean([classification_metrics(y[h], probs[h], threshold=t)["accuracy"]
-                        for h, t in zip(halves, [0.4, 0.6], strict=True)])
-    assert two["accuracy"]["value"] == pytest.approx(expected)
-    assert two["accuracy"]["low"] <= expected <= two["accuracy"]["high"]

@@ -100,8 +100,8 @@ def test_readme_reading_of_the_nucleus_feature_reference_holds() -> None:
 
 
 def test_readme_reading_of_the_calibration_holds() -> None:
-    """README: the temperature lowers every model's NLL and Brier score, and barely moves the
-    ECE of AECNN and ResNet-50."""
+    """README: the temperature lowers every model's NLL and Brier score, and moves the ECE by
+    at most 0.02 (AECNN's up)."""
     import pandas as pd
 
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
@@ -109,9 +109,9 @@ def test_readme_reading_of_the_calibration_holds() -> None:
     table = pd.read_csv(ROOT / "figures/cpu/04_calibration.csv").set_index("model")
     assert (table["nll_calibrated"] < table["nll"]).all()
     assert (table["brier_calibrated"] < table["brier"]).all()
-    assert "the ECE barely moves for AECNN and ResNet-50" in readme
-    for model in ("aecnn", "resnet50"):
-        assert abs(table.loc[model, "ece_calibrated"] - table.loc[model, "ece"]) < 0.01
+    assert "the ECE moves by at most 0.02 either way (AECNN's rises)" in readme
+    moved = table["ece_calibrated"] - table["ece"]
+    assert moved.abs().max() <= 0.02 and moved["aecnn"] > 0
 
 
 def test_readme_reading_of_the_nucleus_check_holds() -> None:

@@ -77,6 +77,12 @@ def _require_root(root: str | Path, dataset: str) -> Path:
     return root
 
 
+def _slide_of(p: Path) -> str | None:
+    """The leading number of a file name (Herlev's slide, CRIC's image): the split group."""
+    m = _LEADING_NUMBER.match(p.name)
+    return m.group(1) if m else None
+
+
 def _listing(folder: Path, limit: int = 12) -> str:
     names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
     if not names:
@@ -281,12 +287,7 @@ def scan_herlev(root: str | Path, scheme: str = "binary") -> pd.DataFrame:
         if folder.name not in known:
             raise LabelError(f"unknown Herlev class folder {folder}: expected only "
                              f"{', '.join(known)}. Rename or remove the folder.")
-
-        def group_of(p: Path) -> str | None:
-            m = _LEADING_NUMBER.match(p.name)
-            return m.group(1) if m else None
-
-        rows += _collect(folder, "herlev", folder.name, group_of, skip=_is_herlev_mask)
+        rows += _collect(folder, "herlev", folder.name, _slide_of, skip=_is_herlev_mask)
     _check_classes((f.name for f in folders), "herlev", root)
     return _frame(rows, "herlev", scheme)
 
@@ -368,12 +369,7 @@ def scan_cric(root: str | Path, scheme: str = "binary", crop_size: int = 100) ->
         if cls is None:
             raise LabelError(f"unknown CRIC class folder {folder}: expected the Bethesda classes "
                              f"{', '.join(taxonomy.source_classes('cric'))}")
-
-        def group_of(p: Path) -> str | None:
-            m = _LEADING_NUMBER.match(p.name)
-            return m.group(1) if m else None
-
-        rows += _collect(folder, "cric", cls, group_of)
+        rows += _collect(folder, "cric", cls, _slide_of)
     _check_classes((_cric_folder_class(f.name) for f in folders), "cric", root)
     return _frame(rows, "cric", scheme)
 

@@ -161,16 +161,6 @@ def unseen_classes(dataset: str, train: tuple[str, ...]) -> tuple[str, ...]:
 
 def taxonomy_table() -> pd.DataFrame:
     """The whole mapping as a table (one row per publisher class), for the README and notebooks."""
-    return pd.DataFrame(
-        [
-            {
-                "dataset": m.dataset,
-                "source_class": m.source_class,
-                "binary": m.binary,
-                "three_tier": m.three_tier if m.three_tier is not None else "(excluded)",
-                "lineage": m.lineage,
-                "reason": m.reason,
-            }
-            for m in MAPPINGS
-        ]
-    )
+    return pd.DataFrame([{"dataset": m.dataset, "source_class": m.source_class, "binary": m.binary,
+                          "three_tier": m.three_tier or "(excluded)", "lineage": m.lineage,
+                          "reason": m.reason} for m in MAPPINGS])

@@ -270,31 +270,23 @@ def augmentations(size: int, aug: AugmentConfig | None = None) -> A.Compose:
     ])
 
 
-def _prepared(prep: InputPrep | None) -> list:
-    return [] if prep is None or prep.identity else [A.Lambda(image=prep, p=1.0)]
+def _to_model(stats: NormStats, prep: InputPrep | None) -> list:
+    """``prep`` (stain normalisation, input mode), normalise, to tensor."""
+    return [*([] if prep is None or prep.identity else [A.Lambda(image=prep, p=1.0)]),
+            A.Normalize(mean=stats.mean, std=stats.std, max_pixel_value=255.0), ToTensorV2()]
 
 
 def build_train_transform(size: int, stats: NormStats, aug: AugmentConfig | None = None,
                           prep: InputPrep | None = None) -> A.Compose:
     """Training pipeline: resize, flips, Gaussian noise, CLAHE, elastic (and the optional
     augmentations), then ``prep`` (stain normalisation, input mode), normalise, to tensor."""
-    return A.Compose([
-        augmentations(size, aug),
-        *_prepared(prep),
-        A.Normalize(mean=stats.mean, std=stats.std, max_pixel_value=255.0),
-        ToTensorV2(),
-    ])
+    return A.Compose([augmentations(size, aug), *_to_model(stats, prep)])
 
 
 def build_eval_transform(size: int, stats: NormStats, prep: InputPrep | None = None
                          ) -> A.Compose:
     """Evaluation pipeline: resize, ``prep``, normalise, to tensor (no randomness)."""
-    return A.Compose([
-        A.Resize(size, size),
-        *_prepared(prep),
-        A.Normalize(mean=stats.mean, std=stats.std, max_pixel_value=255.0),
-        ToTensorV2(),
-    ])
+    return A.Compose([A.Resize(size, size), *_to_model(stats, prep)])
 
 
 def single_augmentations(size: int, aug: AugmentConfig | None = None) -> dict[str, A.Compose]:

@@ -17,39 +17,33 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those that require grad)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_params(model: nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in model.parameters())
 
 
-def _size(input_size: int | tuple[int, int]) -> tuple[int, int]:
-    return (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-
-
-def count_macs(model: nn.Module, input_size: int | tuple[int, int] = 224,
-               in_chans: int = 3) -> int:
-    """Multiply-accumulates of one forward pass of a single ``in_chans x H x W`` image."""
-    h, w = _size(input_size)
+def count_macs(model: nn.Module, input_size: int = 224) -> int:
+    """Multiply-accumulates of one forward pass of a single ``3 x S x S`` image."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, in_chans, h, w, device=device))
+        model(torch.zeros(1, 3, input_size, input_size, device=device))
     model.train(was_training)
     return counter.get_total_flops() // 2
 
 
-def complexity_table(names: Iterable[str], input_size: int | tuple[int, int] = 224,
+def complexity_table(names: Iterable[str], input_size: int = 224,
                      num_classes: int = 2) -> pd.DataFrame:
     """One row per model: parameters (M) and GMACs at ``input_size``, plus ratios to AECNN."""
     from . import build_model
 
-    h, w = _size(input_size)
     rows = []
     for name in names:
         model = build_model(name, num_classes)
         rows.append({"model": name, "params_M": count_params(model) / 1e6,
-                     "GMACs": count_macs(model, (h, w)) / 1e9, "input": f"{h}x{w}"})
+                     "GMACs": count_macs(model, input_size) / 1e9,
+                     "input": f"{input_size}x{input_size}"})
     table = pd.DataFrame(rows)
     if "aecnn" in set(table["model"]):
         ref = table.set_index("model").loc["aecnn"]

@@ -55,48 +55,16 @@ Layouts written (what the readers in :mod:`aecnn_utils.data.readers` parse)
         ``root/<Bethesda class>/<image_id>_<cell_id>.png``: 100x100 crops centred on each nucleus
         (shifted to stay inside the field, as the reader's crop box is), cut from the same fields.
 
-Determinism
-    The same (dataset, n_per_class, seed, options) gives byte-identical files. Every cell draws
-    from its own generator ``np.random.default_rng([seed, dataset_key, class_key, index])``, so a
-    cell does not depend on generation order; groupings and field layouts use their own keyed
-    generators. Output is written into a temporary sibling folder and renamed into place, so an
-    interrupted run never leaves a half-written dataset.
-
-Modules
-    :mod:`.styles` (per-dataset rendering styles, stains, cell archetypes, class mixtures),
-    :mod:`.cells` (one cell's geometry and stains), :mod:`.render` (cells, crops and fields in
-    pixels), :mod:`.layouts` (the three folder layouts), :mod:`.marker` (``SYNTHETIC.txt``) and
-    :mod:`.install` (:func:`generate_dataset`, :func:`generate_all`).
+The same (dataset, n_per_class, seed, options) gives byte-identical files (every cell and layout
+draws from its own keyed generator; :mod:`.layouts`); a dataset is written into a temporary
+sibling folder and renamed into place (:mod:`.install`).
 """
 
 from ..readers import CRIC_CSV_COLUMNS
 from .install import generate_all, generate_dataset
-from .layouts import (
-    CLASSES,
-    CRIC_CROP_SIZE,
-    CRIC_LAYOUTS,
-    CRIC_MIN_FIELD_SCALE,
-    HERLEV_MASK_COLORS,
-)
-from .marker import GENERATOR_VERSION, MARKER_NAME, SYNTHETIC_NOTICE, is_synthetic, read_marker
-from .styles import DOMAIN_STYLES, MORPHOLOGY, DomainStyle, Morphology
+from .layouts import CLASSES, CRIC_CROP_SIZE, CRIC_LAYOUTS, HERLEV_MASK_COLORS
+from .marker import GENERATOR_VERSION, MARKER_NAME, SYNTHETIC_NOTICE, is_synthetic
 
-__all__ = [
-    "CLASSES",
-    "CRIC_CROP_SIZE",
-    "CRIC_CSV_COLUMNS",
-    "CRIC_LAYOUTS",
-    "CRIC_MIN_FIELD_SCALE",
-    "DOMAIN_STYLES",
-    "GENERATOR_VERSION",
-    "HERLEV_MASK_COLORS",
-    "MARKER_NAME",
-    "MORPHOLOGY",
-    "SYNTHETIC_NOTICE",
-    "DomainStyle",
-    "Morphology",
-    "generate_all",
-    "generate_dataset",
-    "is_synthetic",
-    "read_marker",
-]
+__all__ = ["CLASSES", "CRIC_CROP_SIZE", "CRIC_CSV_COLUMNS", "CRIC_LAYOUTS", "GENERATOR_VERSION",
+           "HERLEV_MASK_COLORS", "MARKER_NAME", "SYNTHETIC_NOTICE", "generate_all",
+           "generate_dataset", "is_synthetic"]

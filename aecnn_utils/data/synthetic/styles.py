@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DOMAIN_STYLES", "MORPHOLOGY", "DomainStyle", "Morphology"]
-
 
 @dataclass(frozen=True, kw_only=True)
 class DomainStyle:
