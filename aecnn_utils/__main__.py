@@ -97,6 +97,25 @@ def _train(args: argparse.Namespace) -> None:
                                     for m in G.SCREENING]).to_string(index=False))
 
 
+def _finetune(args: argparse.Namespace) -> None:
+    from .data.prepare import prepare_data
+    from .finetune import check_labelled, finetune_config
+    from .train import train_run
+
+    config = finetune_config(args.run, args.dataset, args.root, cells=args.cells,
+                             train=args.train, **parse_overrides(args.set or []))
+    check_labelled(config, args.root)
+    data = prepare_data(config)
+    run = train_run(config, args.runs_dir, data=data)
+    m, ci = run.metrics["test"], run.metrics.get("test_ci", {}).get("roc_auc", {})
+    sizes = run.metrics["sizes"]
+    print(f"{run.run_dir}: fine-tuned ({config.finetune}) from {run.metrics['source_run']} on "
+          f"{sizes['train']} cells, epoch {run.metrics['best_epoch']} chosen on {sizes['val']}; "
+          f"on {sizes['test']} held-out cells of other slides: AUC {m['roc_auc']:.3f} "
+          f"[{ci.get('low', float('nan')):.3f}, {ci.get('high', float('nan')):.3f}], balanced "
+          f"accuracy {100 * m['balanced_accuracy']:.1f}%")
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from .external import evaluate_run, summary_line
 
@@ -224,7 +243,7 @@ def _reproduce(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aecnn`` command."""
     from .ablation import ABLATIONS
-    from .config import PROFILE_NAMES
+    from .config import FINETUNE_MODES, PROFILE_NAMES
     from .data.synthetic import CRIC_LAYOUTS
     from .data.taxonomy import DATASET_NAMES, SCHEMES
     from .models import MODELS
@@ -278,6 +297,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=("raise", "warn"), default="raise",
                    help="unreadable images: stop, or skip them with a warning")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("finetune", help="fine-tune a finished run on a lab's labelled cells "
+                                        "(any layout the readers accept); writes a run folder")
+    p.add_argument("run", help="the source run folder (runs/<profile>/<run-id>) or its best.pt")
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES,
+                   help="the layout of the lab's folder")
+    p.add_argument("--root", required=True, help="the lab's folder, in that layout")
+    p.add_argument("--cells", type=int, default=0,
+                   help="labelled cells to use, whole slides, stratified (default: all)")
+    p.add_argument("--train", default="all", choices=FINETUNE_MODES,
+                   help="what trains: every weight, the head and BatchNorm, or the head")
+    p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                   help="other config fields, e.g. --set epochs=60 lr=0.01")
+    p.set_defaults(func=_finetune)
 
     p = sub.add_parser("predict", help="classify cell images with a run, checkpoint or exported "
                                        ".onnx; writes one CSV row per image")

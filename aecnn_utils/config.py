@@ -20,6 +20,17 @@ Protocols (``protocol``):
            (``val_fraction``, ``test_fraction``).
 ``kfold``  ``n_folds``-fold grouped, stratified cross-validation on ``train``; ``fold`` is the
            test fold and validation is carved (grouped) from the remaining folds.
+``adapt``  a new lab's labelled cells: the target ``test`` (also named in ``train``) is halved
+           by slide as ``cross`` halves it (``val_fraction``); ``train_cells`` cells of the other
+           half, whole slides, stratified, are labelled: ``select_fraction`` of them (by slide)
+           choose epoch and threshold, the rest train, with ``train``'s other datasets (joint
+           training); the report half is scored.
+
+``train_cells`` (``within`` and ``adapt``) keeps that many labelled cells, by slide and
+stratified (0: all). ``roots`` maps a dataset to its own folder (a lab's cells), beside
+``data_root``. ``init_from`` starts from a finished run (folder or ``best.pt``) and
+``finetune`` says what trains (:data:`FINETUNE_MODES`); the source's image size, input and
+class scheme must be the config's, and its normalisation is kept (:mod:`aecnn_utils.finetune`).
 
 Splits are drawn with ``split_seed`` and stay fixed across training seeds (``seed``/``seeds``):
 the runs of one model differ only in initialisation, augmentation and batch order, as in the
@@ -54,7 +65,10 @@ from .io import atomic_write_text
 from .losses import LOSS_NAMES, WEIGHT_METHODS
 from .models import MODELS, check_model_kwargs
 
-PROTOCOLS: tuple[str, ...] = ("cross", "within", "kfold")
+PROTOCOLS: tuple[str, ...] = ("cross", "within", "kfold", "adapt")
+#: What a fine-tune from ``init_from`` trains: the whole network, the classifier head and the
+#: BatchNorm layers (affine and running statistics), or the head alone (BatchNorm frozen).
+FINETUNE_MODES: tuple[str, ...] = ("all", "head+bn", "head")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 #: Validation metrics that early stopping and checkpoint selection can monitor, and their sense.
@@ -67,13 +81,14 @@ _MINIMA: dict[str, float] = {
     "image_size": 32, "cric_crop_size": 8, "epochs": 1, "batch_size": 1, "n_folds": 2,
     "fold": 0, "warmup_epochs": 0, "patience": 1, "n_boot": 1, "synthetic_per_class": 2,
     "num_workers": 0, "n_splits": 1, "weight_decay": 0, "mixup": 0, "momentum": 0, "gamma": 0,
-    "lambda_w": 0, "lambda_f": 0}
+    "lambda_w": 0, "lambda_f": 0, "train_cells": 0}
 
 
 #: Fields added after runs were published: at their defaults (which do what the kit did before
 #: them) they are left out of :meth:`RunConfig.fingerprint`, so that the run folders trained
 #: before keep their ids (and are reused, not retrained).
-LATER_FIELDS: tuple[str, ...] = ("mixup", "input_mode", "stain_norm", "tta", "adapt_bn")
+LATER_FIELDS: tuple[str, ...] = ("mixup", "input_mode", "stain_norm", "tta", "adapt_bn",
+                                 "init_from", "finetune", "train_cells", "select_fraction")
 LATER_AUGMENT_FIELDS: tuple[str, ...] = ("p_stain", "stain_scale", "p_color", "p_blur",
                                          "p_zoom", "zoom_scale")
 
@@ -121,6 +136,7 @@ class RunConfig:
     val: tuple[str, ...] = ("herlev",)
     test: tuple[str, ...] = ("cric",)
     data_root: str = ""
+    roots: dict[str, str] = field(default_factory=dict)
     val_fraction: float = 0.5
     test_fraction: float = 0.2
     n_folds: int = 5
@@ -161,6 +177,10 @@ class RunConfig:
     n_splits: int = 1
     n_boot: int = 1000
     synthetic_per_class: int = 24
+    init_from: str = ""
+    finetune: str = "all"
+    train_cells: int = 0
+    select_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("train", "val", "test", "seeds"):
@@ -185,6 +205,11 @@ class RunConfig:
                 known = ", ".join(f.name for f in dataclasses.fields(AugmentConfig))
                 raise ConfigError(f"augment={aug!r} is not valid: {exc} (fields: {known})"
                                   ) from exc
+        if not isinstance(self.roots, dict) or not all(
+                isinstance(v, str) and v for v in self.roots.values()):
+            raise ConfigError(f"roots={self.roots!r} is not valid: give a mapping of dataset to "
+                              "folder, e.g. roots={herlev: /data/my_lab}")
+        self.roots = {str(k): str(v) for k, v in self.roots.items()}
         if not isinstance(self.model_kwargs, dict):
             raise ConfigError(f"model_kwargs={self.model_kwargs!r} is not valid: give a mapping, "
                               "e.g. model_kwargs={attention: channel}")
@@ -206,9 +231,10 @@ class RunConfig:
                               ("schedule", SCHEDULES), ("loss", LOSS_NAMES),
                               ("weight_method", WEIGHT_METHODS), ("monitor", MONITORS),
                               ("input_mode", INPUT_MODES), ("stain_norm", STAIN_NORMS),
+                              ("finetune", FINETUNE_MODES),
                               ("profile", (*PROFILE_NAMES, "custom"))):
             choose(name, choices)
-        for role in ("train", "val", "test"):
+        for role in ("train", "val", "test", "roots"):
             for name in getattr(self, role):
                 choose(role, DATASET_NAMES, name)
         try:
@@ -227,11 +253,23 @@ class RunConfig:
             if set(self.val) != set(self.test) and set(self.val) & set(self.test):
                 fail("val and test must be either the same datasets (split by groups) or "
                      "disjoint")
+        if self.train_cells and self.protocol not in ("within", "adapt"):
+            fail(f"train_cells={self.train_cells} draws labelled cells of one dataset: it needs "
+                 "protocol='within' (a lab's folder) or 'adapt'")
         if self.n_splits > 1 and (self.protocol != "cross" or set(self.val) != set(self.test)):
             fail(f"n_splits={self.n_splits} re-splits the validation and test cells of one "
                  "dataset; it needs protocol='cross' with val and test naming the same "
                  "datasets (e.g. val=[herlev] test=[herlev]), or n_splits=1")
-        if self.protocol in ("within", "kfold") and len(self.train) != 1:
+        if self.finetune != "all" and not self.init_from:
+            fail(f"finetune={self.finetune!r} trains part of a network that init_from must name "
+                 "(a finished run folder or its best.pt); set init_from, or finetune=all")
+        if self.protocol == "adapt":
+            if len(self.test) != 1 or set(self.val) != set(self.test) or \
+                    self.test[0] not in self.train:
+                fail("the 'adapt' protocol trains on labelled cells of its target: give test=[T] "
+                     "val=[T] and train naming T (and, for joint training, other datasets), "
+                     "e.g. train=[sipakmed, herlev] val=[herlev] test=[herlev]")
+        elif self.protocol in ("within", "kfold") and len(self.train) != 1:
             fail(f"the {self.protocol!r} protocol splits one dataset; train names {self.train}")
         if self.scheme == "native":
             used = set(self.train) | (set(self.val) | set(self.test)
@@ -243,7 +281,7 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= low):
                 fail(f"{name}={value} is not valid: {name} must be >= {low}")
-        for name in ("val_fraction", "test_fraction", "target_sensitivity"):
+        for name in ("val_fraction", "test_fraction", "target_sensitivity", "select_fraction"):
             if not 0 < getattr(self, name) < 1:
                 fail(f"{name}={getattr(self, name)} is not valid: it must be in (0, 1)")
         if not self.lr > 0:
@@ -327,8 +365,11 @@ class RunConfig:
         run id through the data fingerprint, so a moved folder, or one path written two ways,
         finds the same runs)."""
         data = self.to_dict()
-        for key in ("device", "num_workers", "seeds", "n_boot", "data_root"):
+        for key in ("device", "num_workers", "seeds", "n_boot", "data_root", "roots"):
             data.pop(key, None)
+        if self.init_from:  # the source run, wherever its folder lies now
+            source = Path(self.init_from)
+            data["init_from"] = (source.parent if source.suffix == ".pt" else source).name
         defaults = RunConfig().to_dict()
         for where, before, later in ((data, defaults, LATER_FIELDS),
                                      (data["augment"], defaults["augment"], LATER_AUGMENT_FIELDS)):
@@ -351,6 +392,8 @@ class RunConfig:
             where = f"{'+'.join(self.train)}-{'+'.join(self.val)}-{'+'.join(self.test)}"
         elif self.protocol == "within":
             where = f"within-{self.train[0]}"
+        elif self.protocol == "adapt":
+            where = f"adapt-{'+'.join(self.train)}-{self.test[0]}"
         else:
             where = f"kfold{self.n_folds}-{self.train[0]}-f{self.fold}"
         key = f"{self.fingerprint()}|{data_fingerprint}|{__version__}"

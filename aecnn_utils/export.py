@@ -33,9 +33,8 @@ from torch import nn
 from . import __version__
 from .config import RunConfig
 from .evaluation import softmax
-from .external import resolve_run
 from .io import atomic_path
-from .runs import TTA_FLIPS, predict_logits
+from .runs import TTA_FLIPS, predict_logits, resolve_run
 
 #: ONNX opset of the export (the native opset of torch 2.14's exporter).
 DEFAULT_OPSET = 20

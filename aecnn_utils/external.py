@@ -25,21 +25,7 @@ from .device import resolve_device
 from .evaluation import CI_UNIT, interval_names, seen_mask
 from .io import atomic_write_json, atomic_write_text
 from .models import load_trained_model
-from .runs import checkpoint_probs, predictions_frame
-
-
-def resolve_run(path: str | Path) -> Path:
-    """The run folder of ``path`` (a run folder, or a checkpoint inside one)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: give a run folder "
-                                "(runs/<profile>/<run-id>) or its best.pt")
-    run_dir = path if path.is_dir() else path.parent
-    missing = [n for n in ("config.yaml", "best.pt", "metrics.json") if not (run_dir / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{run_dir} is not a finished run folder (no {', '.join(missing)});"
-                                " train it to the end first")
-    return run_dir
+from .runs import checkpoint_probs, predictions_frame, resolve_run
 
 
 def _load(run_dir: Path, device: torch.device) -> tuple[RunConfig, torch.nn.Module, dict, dict]:

@@ -67,6 +67,20 @@ class RunResult:
         return self.run_dir / "best.pt"
 
 
+def resolve_run(path: str | Path) -> Path:
+    """The run folder of ``path`` (a run folder, or a checkpoint inside one)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: give a run folder "
+                                "(runs/<profile>/<run-id>) or its best.pt")
+    run_dir = path if path.is_dir() else path.parent
+    missing = [n for n in ("config.yaml", "best.pt", "metrics.json") if not (run_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir} is not a finished run folder (no {', '.join(missing)});"
+                                " train it to the end first")
+    return run_dir
+
+
 def load_run(run_dir: str | Path) -> RunResult:
     """Read a finished run folder."""
     run_dir = Path(run_dir)

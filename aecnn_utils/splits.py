@@ -72,6 +72,24 @@ def grouped_split(df: pd.DataFrame, fraction: float, seed: int,
     return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
 
 
+def draw_cells(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """About ``n`` cells of ``df`` (all of them for ``n`` 0 or more than it holds), whole
+    slides (``patient_or_slide``), each class near its share: slides in a ``seed``-shuffled
+    order are taken while the total stays within ``n`` and every class within its share of
+    ``n`` (rounded up)."""
+    if not 0 < n < len(df):
+        return df.reset_index(drop=True)
+    counts = df.groupby(["patient_or_slide", "label"]).size().unstack(fill_value=0)
+    quota = np.ceil(df["label"].value_counts(normalize=True)[counts.columns].to_numpy() * n)
+    have, keep = np.zeros(len(counts.columns)), []
+    for slide in np.random.default_rng(seed).permutation(counts.index.to_numpy()):
+        add = counts.loc[slide].to_numpy()
+        if have.sum() + add.sum() <= n and (have + add <= quota).all():
+            keep.append(slide)
+            have += add
+    return df[df["patient_or_slide"].isin(keep)].reset_index(drop=True)
+
+
 def make_splits(config: RunConfig, frames: dict[str, pd.DataFrame]) -> Splits:
     """Assign reader rows to train/val/test as ``config.protocol`` says; check the result.
 
@@ -93,8 +111,15 @@ def make_splits(config: RunConfig, frames: dict[str, pd.DataFrame]) -> Splits:
         else:
             val, test = cat(config.val), cat(config.test)
     elif config.protocol == "within":
-        rest, test = grouped_split(cat(config.train), config.test_fraction, seed)
+        rest, test = grouped_split(draw_cells(cat(config.train), config.train_cells, seed),
+                                   config.test_fraction, seed)
         train, val = grouped_split(rest, config.val_fraction / (1 - config.test_fraction), seed)
+    elif config.protocol == "adapt":  # the halves of `cross`; labelled cells from one of them
+        test, pool = grouped_split(cat(config.test), config.val_fraction, seed)
+        own, val = grouped_split(draw_cells(pool, config.train_cells, seed),
+                                 config.select_fraction, seed)
+        others = tuple(d for d in config.train if d not in config.test)
+        train = pd.concat([cat(others), own], ignore_index=True) if others else own
     else:  # kfold
         data = cat(config.train)
         folds = group_folds(data, config.n_folds, seed)

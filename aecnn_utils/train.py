@@ -33,6 +33,7 @@ from .data.prepare import PreparedData, prepare_data
 from .data.transforms import build_eval_transform, build_train_transform
 from .device import resolve_device
 from .evaluation import evaluate_outputs, softmax, val_metrics
+from .finetune import Source, freeze_statistics, load_source, start_from
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .losses import build_loss
 from .models import CHECKPOINT_FORMAT, PRETRAINED, build_model, count_params
@@ -105,17 +106,20 @@ def _train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, loss
                      scheduler: torch.optim.lr_scheduler.LRScheduler,
                      scaler: torch.amp.GradScaler, device: torch.device, *, amp: bool,
                      channels_last: bool, progress: bool, desc: str,
-                     where: Callable[[int], str], mixup: float = 0.0
-                     ) -> tuple[float, int, float]:
+                     where: Callable[[int], str], mixup: float = 0.0,
+                     finetune: str = "all") -> tuple[float, int, float]:
     """One pass over ``loader`` with a progress bar; returns (mean loss, images, seconds).
 
     ``mixup`` > 0 trains on convex mixtures of image pairs (Zhang et al. 2018): the mixing
     weight is drawn from Beta(mixup, mixup) per batch, and the loss is the same mixture of the
     losses against both labels.
 
+    ``finetune`` ``head`` keeps BatchNorm's running statistics (:mod:`aecnn_utils.finetune`).
+
     Raises :class:`TrainingDiverged` on a NaN/inf loss, before the bad step touches the weights.
     """
     model.train()
+    freeze_statistics(model, finetune)
     t0 = time.perf_counter()
     running, seen = 0.0, 0
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
@@ -223,8 +227,10 @@ class _Run:
         return self.run_dir / "best.pt"
 
 
-def _build(config: RunConfig, data: PreparedData, run_dir: Path) -> _Run:
-    """Model, loss, optimiser, schedule and loaders of a run, seeded, on the chosen device."""
+def _build(config: RunConfig, data: PreparedData, run_dir: Path,
+           source: Source | None = None) -> _Run:
+    """Model, loss, optimiser, schedule and loaders of a run, seeded, on the chosen device;
+    a fine-tune starts from its ``source``'s weights, with what it does not train frozen."""
     device = resolve_device(config.device)
     amp = config.amp and device.type == "cuda"
     # channels_last: faster convolutions on CUDA and on the CPU (oneDNN) for every model;
@@ -232,6 +238,8 @@ def _build(config: RunConfig, data: PreparedData, run_dir: Path) -> _Run:
     channels_last = config.channels_last and device.type in ("cuda", "cpu")
     seed_everything(config.seed)
     model = make_model(config, len(data.class_names), device, channels_last)
+    if source is not None:
+        start_from(model, source, config.finetune)
     optimizer = make_optimizer(config, model)
     loaders = make_loaders(config, data, device)
     steps = len(loaders["train"])
@@ -244,7 +252,8 @@ def _build(config: RunConfig, data: PreparedData, run_dir: Path) -> _Run:
             "image_size": config.image_size, "class_names": list(data.class_names),
             "input": data.prep.to_dict(),
             "inference": {"tta": config.tta, "adapt_bn": config.adapt_bn},
-            "run_id": run_dir.name}
+            "run_id": run_dir.name,
+            **({"source_run": source.run_id} if source is not None else {})}
     worst = math.inf if MONITORS[config.monitor] == "min" else -math.inf
     return _Run(config, data, run_dir, device, amp, channels_last, model,
                 make_loss(config, data.train_counts).to(device), optimizer, scheduler,
@@ -291,7 +300,7 @@ def _epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
         desc=f"{config.model} epoch {epoch}/{config.epochs}",
         where=lambda step: (f"at epoch {epoch}, step {step} (lr "
                             f"{run.scheduler.get_last_lr()[0]:.3g}). The last good checkpoint "
-                            f"is {last_good}."), mixup=config.mixup)
+                            f"is {last_good}."), mixup=config.mixup, finetune=config.finetune)
     logits, labels = predict_logits(run.model, run.loaders["pool"], run.device, run.amp,
                                     run.channels_last, tta=config.tta, adapt_bn=config.adapt_bn)
     if not np.isfinite(logits).all():
@@ -375,6 +384,7 @@ def _finish(run: _Run, stopped_early: bool) -> RunResult:
         "monitor": config.monitor,
         "train_seconds": float(sum(r["train_seconds"] for r in run.history)),
         "resumed_from_epoch": run.resumed_from, "sizes": data.splits.sizes(), **final,
+        **({"source_run": run.meta["source_run"]} if "source_run" in run.meta else {}),
     }
     atomic_write_json(run.run_dir / "metrics.json", summary)
     return RunResult(run.run_dir, config, pd.DataFrame(run.history), summary, run.resumed_from)
@@ -427,11 +437,14 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     """
     data = data or prepare_data(config, cache_dir, progress)
     data.check_matches(config)
+    source = load_source(config) if config.init_from else None
+    if source is not None:  # the source's normalisation (norm.json, best.pt)
+        data = source.adopt(data)
     run_dir, finished = open_run_dir(config, data, runs_dir, if_exists)
     if finished is not None:  # with the caller's config: the same run, the data where it is now
         return refresh_metrics(dataclasses.replace(finished, config=config), data)
     code_revision()  # the code as training starts
-    run = _build(config, data, run_dir)
+    run = _build(config, data, run_dir, source)
     _resume(run)
     return _finish(run, _fit(run, progress, callbacks))
 

@@ -23,6 +23,8 @@ from aecnn_utils.train import make_loss, train_run
 _COMPANIONS: dict[tuple[str, object], dict] = {
     ("protocol", "within"): {"val_fraction": 0.3, "test_fraction": 0.3},
     ("protocol", "kfold"): {"n_folds": 3},
+    ("protocol", "adapt"): {"train": ("sipakmed", "herlev"), "val": ("herlev",),
+                            "test": ("herlev",), "train_cells": 30},  # joint training
     ("scheme", "three_tier"): {"protocol": "within", "train": ("herlev",), "val_fraction": 0.3,
                                "test_fraction": 0.3},  # SIPaKMeD has no high-grade class
     ("scheme", "native"): {"protocol": "within", "train": ("cric",), "val_fraction": 0.3,

@@ -29,7 +29,7 @@ from .transforms import InputPrep, NormStats, compute_norm_stats
 DATA_FIELDS: tuple[str, ...] = (
     "data_root", "scheme", "protocol", "train", "val", "test", "val_fraction", "test_fraction",
     "n_folds", "fold", "split_seed", "image_size", "resize_mode", "cric_crop_size",
-    "synthetic_per_class", "input_mode", "stain_norm")
+    "synthetic_per_class", "input_mode", "stain_norm", "roots", "train_cells", "select_fraction")
 
 
 def data_key(config: RunConfig) -> tuple:
@@ -102,7 +102,8 @@ def data_fingerprint(splits: Splits) -> str:
 def prepare_data(config: RunConfig, cache_dir: str | Path | None = None,
                  progress: bool = True) -> PreparedData:
     """Read, split, decode (cached) and normalise the data ``config`` asks for."""
-    source = resolve_data_source(config.data_root, n_per_class=config.synthetic_per_class)
+    source = resolve_data_source(config.data_root, n_per_class=config.synthetic_per_class,
+                                 roots=config.roots)
     names = dict.fromkeys(config.train + (config.val + config.test
                                           if config.protocol == "cross" else ()))
     frames = {}

@@ -12,6 +12,7 @@ the kit generates its synthetic stand-in (:mod:`aecnn_utils.data.synthetic`) und
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,16 +64,26 @@ class DataSource:
 
 
 def resolve_data_source(data_root: str | Path | None = None, *, n_per_class: int = 24,
-                        seed: int = 0) -> DataSource:
+                        seed: int = 0, roots: Mapping[str, str | Path] | None = None
+                        ) -> DataSource:
     """Resolve ``data_root`` (or ``$AECNN_DATA_ROOT``), or generate the synthetic default.
 
     Args:
         data_root: a folder with ``sipakmed/``, ``herlev/`` and/or ``cric/`` inside; ``None`` or
             ``""`` to use ``$AECNN_DATA_ROOT`` or, failing that, synthetic data.
         n_per_class, seed: size and seed of the synthetic data when it is generated.
+        roots: dataset -> its own folder (a lab's cells), beside or instead of ``data_root``.
     """
+    own = {name: Path(path).expanduser() for name, path in (roots or {}).items()}
+    for name, path in own.items():
+        if not path.is_dir():
+            raise DatasetNotFoundError(f"the {name} folder {path} does not exist: point roots."
+                                       f"{name} (or --root) at the folder of its cells")
     configured = str(data_root) if data_root not in (None, "") else os.environ.get(
         "AECNN_DATA_ROOT", "")
+    if own and not configured:  # a lab's folders only: nothing to generate
+        return DataSource(next(iter(own.values())).parent, own,
+                          all(is_synthetic(p) for p in own.values()))
     if configured:
         root = Path(configured).expanduser()
         if not root.is_dir():
@@ -83,7 +94,7 @@ def resolve_data_source(data_root: str | Path | None = None, *, n_per_class: int
         root = synthetic_root(n_per_class, seed)
         # the kit's own folder: data of another generator version is replaced
         generate_all(root, n_per_class=n_per_class, seed=seed, overwrite=True)
-    datasets = {name: root / name for name in READERS if (root / name).is_dir()}
+    datasets = {**{name: root / name for name in READERS if (root / name).is_dir()}, **own}
     if not datasets:
         raise DatasetNotFoundError(
             f"no dataset folder under {root}: expected one or more of "
