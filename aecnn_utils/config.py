@@ -28,7 +28,8 @@ Protocols (``protocol``):
 
 ``train_cells`` (``within`` and ``adapt``) keeps that many labelled cells, by slide and
 stratified (0: all). ``roots`` maps a dataset to its own folder (a lab's cells), beside
-``data_root``. ``init_from`` starts from a finished run (folder or ``best.pt``) and
+``data_root``. ``init_from`` starts from a finished run (folder or ``best.pt``; ``last.pt``:
+its final epoch, no epoch chosen on labels) and
 ``finetune`` says what trains (:data:`FINETUNE_MODES`); the source's image size, input and
 class scheme must be the config's, and its normalisation is kept (:mod:`aecnn_utils.finetune`).
 
@@ -367,9 +368,10 @@ class RunConfig:
         data = self.to_dict()
         for key in ("device", "num_workers", "seeds", "n_boot", "data_root", "roots"):
             data.pop(key, None)
-        if self.init_from:  # the source run, wherever its folder lies now
+        if self.init_from:  # the source run (and checkpoint), wherever its folder lies now
             source = Path(self.init_from)
-            data["init_from"] = (source.parent if source.suffix == ".pt" else source).name
+            data["init_from"] = source.name if source.suffix != ".pt" else (
+                source.parent.name + ("" if source.name == "best.pt" else f"/{source.name}"))
         defaults = RunConfig().to_dict()
         for where, before, later in ((data, defaults, LATER_FIELDS),
                                      (data["augment"], defaults["augment"], LATER_AUGMENT_FIELDS)):

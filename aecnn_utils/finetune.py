@@ -63,7 +63,8 @@ class Source:
 
 
 def load_source(config: RunConfig) -> Source:
-    """The source run of ``config.init_from`` (a run folder or its ``best.pt``), refused with a
+    """The source run of ``config.init_from`` (a run folder or its ``best.pt``; its ``last.pt``
+    for the final epoch's weights), refused with a
     one-line error where it differs from ``config`` in a :data:`SHARED_FIELDS` field."""
     run_dir = resolve_run(config.init_from)
     given = Path(config.init_from)

@@ -489,3 +489,29 @@ def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Fig
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9,
                frameon=False)
     return _finish(fig, notice)
+
+
+def plot_label_efficiency(table: pd.DataFrame, levels: Sequence[float] = (0.90, 0.95),
+                          notice: str | None = None) -> plt.Figure:
+    """The label-efficiency curve (:mod:`aecnn_utils.newlab`): AUC on the report halves
+    against the labelled cells ``k`` (evenly spaced; ``all``: the whole pool), one line per
+    method with its 95% slide interval; ``k = 0`` is the SIPaKMeD run as it is. ``table``:
+    ``method``, ``k`` (text), ``value``, ``low``, ``high`` (:func:`aecnn_utils.newlab.
+    curve_frame`); the AUC levels dashed."""
+    ks = list(dict.fromkeys(table["k"]))
+    methods = list(dict.fromkeys(table["method"]))
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    width = 0.5 / max(len(methods), 1)
+    for i, method in enumerate(methods):
+        rows = table[table["method"] == method].set_index("k").reindex(ks)
+        x = np.arange(len(ks)) + (i - (len(methods) - 1) / 2) * width
+        err = np.vstack([rows["value"] - rows["low"], rows["high"] - rows["value"]])
+        ax.errorbar(x, rows["value"], yerr=np.nan_to_num(err), marker="o", ms=4, lw=1.2,
+                    capsize=2, color=f"C{i}", label=method)
+    for level in levels:
+        ax.axhline(level, color="grey", ls="--", lw=0.8)
+    ax.set_xticks(np.arange(len(ks)), ks)
+    ax.set_xlabel("labelled cells of the new lab (k)")
+    ax.set_ylabel("AUC on the report halves")
+    ax.legend(fontsize=8, loc="lower right")
+    return _finish(fig, notice)

@@ -76,17 +76,20 @@ def draw_cells(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     """About ``n`` cells of ``df`` (all of them for ``n`` 0 or more than it holds), whole
     slides (``patient_or_slide``), each class near its share: slides in a ``seed``-shuffled
     order are taken while the total stays within ``n`` and every class within its share of
-    ``n`` (rounded up)."""
+    ``n`` (rounded up); at least one slide."""
     if not 0 < n < len(df):
         return df.reset_index(drop=True)
     counts = df.groupby(["patient_or_slide", "label"]).size().unstack(fill_value=0)
     quota = np.ceil(df["label"].value_counts(normalize=True)[counts.columns].to_numpy() * n)
     have, keep = np.zeros(len(counts.columns)), []
-    for slide in np.random.default_rng(seed).permutation(counts.index.to_numpy()):
+    order = np.random.default_rng(seed).permutation(counts.index.to_numpy())
+    for slide in order:
         add = counts.loc[slide].to_numpy()
         if have.sum() + add.sum() <= n and (have + add <= quota).all():
             keep.append(slide)
             have += add
+    if not keep:  # every slide overshoots: the smallest one
+        keep = [min(order, key=lambda slide: counts.loc[slide].sum())]
     return df[df["patient_or_slide"].isin(keep)].reset_index(drop=True)
 
 
@@ -116,8 +119,11 @@ def make_splits(config: RunConfig, frames: dict[str, pd.DataFrame]) -> Splits:
         train, val = grouped_split(rest, config.val_fraction / (1 - config.test_fraction), seed)
     elif config.protocol == "adapt":  # the halves of `cross`; labelled cells from one of them
         test, pool = grouped_split(cat(config.test), config.val_fraction, seed)
-        own, val = grouped_split(draw_cells(pool, config.train_cells, seed),
-                                 config.select_fraction, seed)
+        labelled = draw_cells(pool, config.train_cells, seed)
+        # the selection slides drawn like the labelled ones: each class near its share, so
+        # that few labelled cells still leave every class to train on
+        val = draw_cells(labelled, max(1, round(config.select_fraction * len(labelled))), seed)
+        own = labelled[~labelled["path"].isin(set(val["path"]))].reset_index(drop=True)
         others = tuple(d for d in config.train if d not in config.test)
         train = pd.concat([cat(others), own], ignore_index=True) if others else own
     else:  # kfold

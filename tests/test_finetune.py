@@ -186,3 +186,21 @@ def test_finetune_command_names_bad_labelled_folders(
     (tmp_path / "empty").mkdir()
     assert "is not in the herlev layout" in run(tmp_path / "empty")  # no labels
     assert "herlev root not found" in run(tmp_path / "nowhere")
+
+
+def test_finetune_command_on_real_cells(real_root: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The cpu profile's SIPaKMeD run (small: 32 px, one epoch) fine-tuned on 100 real Herlev
+    cells, as a lab with that folder would run it."""
+    source = train_run(profile_config("cpu", data_root=str(real_root), epochs=1, n_splits=1,
+                                      **SMALL), tmp_path / "runs", progress=False).run_dir
+    assert main(["finetune", str(source / "best.pt"), "--dataset", "herlev", "--root",
+                 str(real_root / "herlev"), "--cells", "100", "--runs-dir",
+                 str(tmp_path / "runs"), "--set", "epochs=2", "n_boot=20"]) == 0
+    assert "held-out cells of other slides: AUC 0." in capsys.readouterr().out
+    (run_dir,) = (tmp_path / "runs" / "cpu").glob("aecnn_within-herlev_*")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["source_run"] == source.name and not metrics["synthetic"]
+    assert 90 <= sum(metrics["sizes"].values()) <= 100
+    assert not set(pd.read_csv(run_dir / "predictions_test.csv")["patient_or_slide"]) & set(
+        pd.read_csv(run_dir / "predictions_val.csv")["patient_or_slide"])

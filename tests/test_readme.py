@@ -19,6 +19,8 @@ def _block(text: str, name: str) -> str | None:
     ("cpu-table2", "figures/cpu/04_table2.md"),
     ("cpu-screening", "figures/cpu/04_screening.md"),
     ("cpu-summary", "figures/cpu/04_summary.md"),
+    ("cpu-newlab", "figures/cpu/09_label_efficiency.md"),
+    ("cpu-newlab-summary", "figures/cpu/09_summary.md"),
     ("cpu-study", "figures/cpu/05_study.md"),
     ("cpu-study-summary", "figures/cpu/05_summary.md"),
     ("cpu-bench", "figures/cpu/bench_models.md"),
@@ -173,3 +175,22 @@ def test_readme_reading_of_theorem_1_holds() -> None:
                    ].itertuples()
     assert round(-100 * row.diff) == 5
     assert row.high < 0 < row.holm_high and row.verdict == "not shown"
+
+
+def test_readme_reading_of_the_label_efficiency_curve_holds() -> None:
+    """README: no method is shown better than scratch at any k, none reaches AUC 0.90, and the
+    best estimate is the nucleus-feature reference at 128 cells (0.822)."""
+    import pandas as pd
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "is **not shown** at any `k`" in readme
+    assert "**No method reaches AUC 0.90, let alone the paper's 0.958**" in readme
+    pairs = pd.read_csv(ROOT / "figures/cpu/09_label_efficiency_comparisons.csv")
+    assert (pairs["second"].str.startswith("scratch")).all()
+    assert (pairs[pairs["metric"] == "roc_auc"]["verdict"] == "not shown").all()
+    curve = pd.read_csv(ROOT / "figures/cpu/09_curve.csv")
+    assert curve["value"].max() < 0.90
+    best = curve.loc[curve["value"].idxmax()]
+    assert (best["method"], best["k"], round(best["value"], 3)) == ("nucleus features", "128",
+                                                                   0.822)
+    assert "the nucleus-feature reference at 128 cells (0.822)" in readme
