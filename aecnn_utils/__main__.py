@@ -240,6 +240,17 @@ def _reproduce(args: argparse.Namespace) -> None:
                   params=parse_overrides(args.param or []))
 
 
+def _claims(args: argparse.Namespace) -> None:
+    from .claims import ledger, ledger_markdown, write_ledger
+    from .data.sources import project_dir
+
+    folder = Path(args.figures or project_dir() / "figures") / args.profile
+    entries = ledger(folder)
+    for path in write_ledger(folder, args.profile, entries):
+        print(f"wrote {path}")
+    print(ledger_markdown(entries, args.profile))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aecnn`` command."""
     from .ablation import ABLATIONS
@@ -378,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
     _grid_arguments(p)
     p.set_defaults(func=_ablation)
+
+    p = sub.add_parser("claims", help="the paper's claims decided from a profile's records "
+                                      "(writes figures/<profile>/claims.csv and claims.md)")
+    p.add_argument("--profile", default="cpu", choices=PROFILE_NAMES)
+    p.add_argument("--figures", default=None, help="figures folder (default: figures/ of the "
+                                                   "checkout)")
+    p.set_defaults(func=_claims)
 
     p = sub.add_parser("reproduce", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)

@@ -7,9 +7,8 @@ AECNN, trained and scored exactly as the cross-dataset study's methods: across d
 the grid's seeds and the profile's repeated splits, in-domain on a grouped SIPaKMeD split.
 
 The ablations are arms of one experiment grid (:func:`ablation_grid`, :mod:`aecnn_utils.grid`)
-whose reference arm is the study's "plain" (the same runs): on the ``cpu`` profile AECNN's
-``fast`` layer table (:data:`aecnn_utils.study.STUDY_MODEL`: same attention at 28, 14 and 7 px,
-a quarter of ``base``'s cost) at the profile's own learning rate. Each claim is a paired
+whose reference arm is the study's "plain" (the same runs): AECNN's default ``fast`` layer
+table at the profile's own learning rate. Each claim is a paired
 comparison of two arms (:data:`CLAIMS`), Holm-corrected over the claims of a setting.
 """
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from . import grid as G
 from .data.prepare import PreparedData
-from .study import SETTINGS, STUDY_MODEL
+from .study import SETTINGS
 
 #: The reference row: AECNN as the paper describes it (parallel fusion, hybrid loss).
 REFERENCE = "AECNN (parallel, hybrid)"
@@ -63,10 +62,10 @@ def ablation_grid(profile: str, names: Sequence[str] | None = None, *,
         if name not in ABLATIONS:
             raise ValueError(f"ablation {name!r} is not valid; choose one of: "
                              f"{', '.join(ABLATIONS)}")
-    model = STUDY_MODEL.get(profile)  # the study's: the two grids share their runs
+    # the study's base: the two grids share their runs
     return G.Grid(profile, tuple(G.Arm(n, ABLATIONS[n][1], group=ABLATIONS[n][0])
-                                 for n in names), tuple(settings),
-                  {"model_kwargs": model} if model else {}, tuple(seeds) if seeds else None)
+                                 for n in names), tuple(settings), {},
+                  tuple(seeds) if seeds else None)
 
 
 def minority_metric(data: PreparedData) -> G.Metric | None:

@@ -41,6 +41,7 @@ from .models import (
     count_macs,
     count_params,
     fuse_batchnorm,
+    model_defaults,
 )
 from .models.baselines import torchvision_model
 from .report import to_markdown
@@ -56,10 +57,10 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        """Row name: the model's display name, with AECNN's layer table (unless ``base``) and
-        attention variant, e.g. "AECNN fast (parallel)"."""
+        """Row name: the model's display name, with AECNN's layer table (unless the default)
+        and attention variant, e.g. "AECNN base (parallel)"."""
         label = {**MODEL_LABELS, **EXTRA_LABELS}.get(self.model, self.model)
-        if self.kwargs.get("layers", "base") != "base":
+        if self.model == "aecnn" and self.kwargs.get("layers", DEFAULT_LAYERS) != DEFAULT_LAYERS:
             label = f"{label} {self.kwargs['layers']}"
         return f"{label} ({self.kwargs['attention']})" if "attention" in self.kwargs else label
 
@@ -71,15 +72,17 @@ class Candidate:
         return torchvision_model(self.model, 2, **self.kwargs)
 
 
+#: AECNN's default layer table (rows of the other table name theirs).
+DEFAULT_LAYERS: str = model_defaults("aecnn")["layers"]
 #: Display names of the references only the benchmark measures.
 EXTRA_LABELS: dict[str, str] = {"efficientnet_b0": "EfficientNet-B0"}
 
 
 #: What ``make bench`` measures: AECNN in each attention variant (Eq. 4 and its ablations), its
-#: fast layer table, and the reference models.
+#: other layer table, and the reference models.
 BENCH_MODELS: tuple[Candidate, ...] = (
     *(Candidate("aecnn", {"attention": mode}) for mode in ATTENTION_MODES),
-    Candidate("aecnn", {"layers": "fast", "attention": "parallel"}),
+    Candidate("aecnn", {"layers": "base", "attention": "parallel"}),
     Candidate("mobilenet_v3_small"), Candidate("efficientnet_b0"),
     Candidate("efficientnet_b3"), Candidate("resnet50"))
 #: The models every ratio column is taken against.
@@ -294,8 +297,8 @@ def bench_pipeline(config: RunConfig, batches: int = 20, progress: bool = True
 #: with the grid's seeds (the study's protocol, :mod:`aecnn_utils.grid`), so the rows share
 #: their runs with the study and Table 2 and two rows are compared paired on the same cells.
 AUC_ARMS: dict[str, dict[str, Any]] = {
-    "AECNN (parallel)": {"model_kwargs": {"layers": "base"}},
-    "AECNN fast (parallel)": {"model_kwargs": {"layers": "fast"}},
+    "AECNN (parallel)": {},
+    "AECNN base (parallel)": {"model_kwargs": {"layers": "base"}},
     "MobileNetV3-Small": {"model": "mobilenet_v3_small"},
     "EfficientNet-B3": {"model": "efficientnet_b3"},
     "ResNet-50": {"model": "resnet50"},
@@ -324,8 +327,9 @@ def model_aucs(profile: str, runs_dir: str | Path | None = None, *,
 
 
 def layer_comparison(result: G.GridResult) -> G.Comparison | None:
-    """AECNN's fast layer table against the base table on AUC (paired), when both are rows."""
-    found = G.compare(result, [(PIPELINE_ROWS[1], PIPELINE_ROWS[0])])
+    """AECNN (the default, ``fast`` layer table) against the base table on AUC (paired), when
+    both are rows."""
+    found = G.compare(result, [PIPELINE_ROWS])
     return found[0] if found else None
 
 
@@ -397,7 +401,7 @@ def run_benchmark(profile: str, sizes: Sequence[int] = (96, 224), *,
 
 
 #: The AECNN rows the data pipeline and the targets are checked for.
-PIPELINE_ROWS: tuple[str, ...] = ("AECNN (parallel)", "AECNN fast (parallel)")
+PIPELINE_ROWS: tuple[str, ...] = ("AECNN (parallel)", "AECNN base (parallel)")
 #: Issue 11's targets at 224 px, as ratios measured in one run: (what, column, at least).
 TARGETS: tuple[tuple[str, str, float], ...] = (
     ("training >= 2x MobileNetV3-Small", "train_img_s_x_mobilenetv3small", 2.0),
@@ -433,8 +437,8 @@ def efficiency_summary(targets: pd.DataFrame, efficiency: pd.DataFrame,
                        machine: dict[str, Any], deployment: pd.DataFrame | None = None,
                        layers: G.Comparison | None = None) -> str:
     """The benchmark in words (for notebook 06 and the README): each AECNN row against the
-    targets, the fast layer table's AUC against the base table's (``layers``, the paired
-    comparison of :func:`layer_comparison`; a faster model shown worse is a trade-off), and
+    targets, the default (fast) layer table's AUC against the base table's (``layers``, the
+    paired comparison of :func:`layer_comparison`; a faster model shown worse is a trade-off), and
     ONNX Runtime float32 and int8 against PyTorch (:func:`deployment_table`)."""
     where = (f"{machine.get('gpu') or machine.get('processor') or 'CPU'}, "
              f"{machine.get('cpu_threads')} threads, torch {machine.get('torch')}")
@@ -451,8 +455,8 @@ def efficiency_summary(targets: pd.DataFrame, efficiency: pd.DataFrame,
                    "higher": "the fast table is better",
                    "lower": "a trade-off: the fast table is worse"}[layers.verdict]
         lines.append(
-            f"- Accuracy across datasets: AECNN fast AUC {f['auc']:.3f} [{f['auc_low']:.3f}, "
-            f"{f['auc_high']:.3f}] ({_seeds(f['seeds'])}) against AECNN {b['auc']:.3f} "
+            f"- Accuracy across datasets: AECNN AUC {f['auc']:.3f} [{f['auc_low']:.3f}, "
+            f"{f['auc_high']:.3f}] ({_seeds(f['seeds'])}) against AECNN base {b['auc']:.3f} "
             f"[{b['auc_low']:.3f}, {b['auc_high']:.3f}] ({_seeds(b['seeds'])}); paired: "
             f"{G.words(layers, verdict=False)}: {verdict}.")
     for r in (deployment if deployment is not None else pd.DataFrame()).itertuples():

@@ -64,7 +64,7 @@ from .data.taxonomy import DATASET_NAMES, SCHEMES
 from .data.transforms import INPUT_MODES, STAIN_NORMS, AugmentConfig
 from .io import atomic_write_text
 from .losses import LOSS_NAMES, WEIGHT_METHODS
-from .models import MODELS, check_model_kwargs
+from .models import MODELS, check_model_kwargs, model_defaults
 
 PROTOCOLS: tuple[str, ...] = ("cross", "within", "kfold", "adapt")
 #: What a fine-tune from ``init_from`` trains: the whole network, the classifier head and the
@@ -92,6 +92,11 @@ LATER_FIELDS: tuple[str, ...] = ("mixup", "input_mode", "stain_norm", "tta", "ad
                                  "init_from", "finetune", "train_cells", "select_fraction")
 LATER_AUGMENT_FIELDS: tuple[str, ...] = ("p_stain", "stain_scale", "p_color", "p_blur",
                                          "p_zoom", "zoom_scale")
+#: Model arguments whose default changed after runs were published: the run id always names
+#: them (the model's current default where a config leaves them out), so that a run of the old
+#: default is never taken for one of the new (AECNN's ``layers``: ``fast`` by default, ``base``
+#: before; the published runs of ``base`` name it in their config).
+NAMED_MODEL_KWARGS: dict[str, tuple[str, ...]] = {"aecnn": ("layers",)}
 
 
 class ConfigError(ValueError):
@@ -372,6 +377,8 @@ class RunConfig:
             source = Path(self.init_from)
             data["init_from"] = source.name if source.suffix != ".pt" else (
                 source.parent.name + ("" if source.name == "best.pt" else f"/{source.name}"))
+        named = {k: model_defaults(self.model)[k] for k in NAMED_MODEL_KWARGS.get(self.model, ())}
+        data["model_kwargs"] = {**named, **data["model_kwargs"]}
         defaults = RunConfig().to_dict()
         for where, before, later in ((data, defaults, LATER_FIELDS),
                                      (data["augment"], defaults["augment"], LATER_AUGMENT_FIELDS)):

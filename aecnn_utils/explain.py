@@ -13,7 +13,8 @@ nucleus) and names explainability as future work. This module measures it:
   at the stages that have it, upsampled to the input (:func:`explain_run`).
 * **The nucleus check** (:func:`nucleus_share`): the share of a map's mass that falls on the
   nucleus, against the nucleus's share of the image (what a map spread evenly would give):
-  ``ratio = mass share / area share``; above 1 the map concentrates on the nucleus. Nucleus
+  ``ratio = mass share / area share`` per cell, reported as the mean over cells of that ratio
+  (not the ratio of the mean shares); above 1 the map concentrates on the nucleus. Nucleus
   masks (:func:`nucleus_masks`) come from the annotation where the dataset has one (Herlev's
   ``*-d.bmp``, which the synthetic generator writes too) and otherwise from the kit's
   segmentation (:func:`aecnn_utils.data.segment.segment`) of the cell as the model sees it.
@@ -226,7 +227,8 @@ def nucleus_table(explained: dict[str, Explained], n_boot: int = 1000,
                   seed: int = 0) -> pd.DataFrame:
     """The nucleus check per model, map (``explanation``) and publisher class (and ``all``):
     cells (``n``; ``empty``: cells whose map has no mass, e.g. a Grad-CAM with no positive
-    part, left out), the mean mass and area shares, and the mean ratio with a 95% interval
+    part, left out), the mean mass and area shares, and the mean over cells of each cell's
+    ratio (not the ratio of the two means) with a 95% interval
     from a bootstrap over slides (:func:`aecnn_utils.metrics.bootstrap_group_mean`);
     ``mask``: where the masks came from."""
     rows = []
@@ -261,9 +263,10 @@ def nucleus_summary(table: pd.DataFrame) -> str:
         verdict = ("more on the nucleus than an even map" if r["ratio_low"] > 1 else
                    "less on the nucleus than an even map" if r["ratio_high"] < 1 else
                    "no preference shown")
-        lines.append(f"- {model_label(r['model'])}, {r['explanation']}: {100 * r['mass']:.1f}% "
-                     f"of the mass on the nucleus, which covers {100 * r['area']:.1f}% of the "
-                     f"cell image: ratio {r['ratio']:.2f} [{r['ratio_low']:.2f}, "
+        lines.append(f"- {model_label(r['model'])}, {r['explanation']}: on average "
+                     f"{100 * r['mass']:.1f}% of a cell's map on its nucleus, which covers "
+                     f"{100 * r['area']:.1f}% of its image on average; mean over cells of each "
+                     f"cell's ratio {r['ratio']:.2f} [{r['ratio_low']:.2f}, "
                      f"{r['ratio_high']:.2f}], {verdict} ({int(r['n'])} cells; masks "
                      f"{r['mask']}).")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from .config import ConfigError, RunConfig
 from .data.errors import LabelError
 from .data.prepare import PreparedData
 from .data.transforms import NormStats
+from .models import model_defaults
 from .runs import resolve_run
 
 #: What a fine-tune shares with its source run (a mismatch is refused).
@@ -72,7 +73,12 @@ def load_source(config: RunConfig) -> Source:
     source = RunConfig.load(run_dir / "config.yaml")
     for name in SHARED_FIELDS:
         theirs, ours = getattr(source, name), getattr(config, name)
-        if theirs != ours:
+        if name == "model_kwargs":  # a default left out is the same model as one named
+            same = ({**model_defaults(source.model), **theirs}
+                    == {**model_defaults(config.model), **ours})
+        else:
+            same = theirs == ours
+        if not same:
             raise ConfigError(f"init_from {run_dir.name} was trained with {name}={theirs!r}, "
                               f"this config has {name}={ours!r}: a fine-tune keeps its "
                               f"source's {name} (set {name}={theirs!r})")

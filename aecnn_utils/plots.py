@@ -18,7 +18,7 @@ from .data.explore import sample_rows
 from .data.taxonomy import DATASET_LABELS
 from .grid import SETTING_WORDS, Comparison, metric_label
 from .io import atomic_path
-from .models import model_label
+from .tune import arm_label
 
 if TYPE_CHECKING:
     from .explain import Explained
@@ -177,7 +177,7 @@ def plot_attention_maps(images: Sequence[np.ndarray],
 
 def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
     """Parameters and GMACs per model (log scale), from ``complexity_table``."""
-    data = table.assign(label=table["model"].map(model_label))
+    data = table.assign(label=table["model"].map(arm_label))
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * len(data) + 1.2))
     for ax, col, title in ((axes[0], "params_M", "parameters (millions)"),
                            (axes[1], "GMACs", f"GMACs at {data['input'].iloc[0]}")):
@@ -195,7 +195,7 @@ def plot_training_curves(histories: dict[str, pd.DataFrame],
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for k, (label, h) in enumerate(histories.items()):
         color = f"C{k}"
-        name = model_label(label)
+        name = arm_label(label)
         axes[0].plot(h["epoch"], h["train_loss"], color=color, label=name)
         axes[1].plot(h["epoch"], h["val_loss"], color=color, label=name)
         axes[2].plot(h["epoch"], h["val_auc"], color=color, marker="o", ms=3, label=name)
@@ -215,7 +215,7 @@ def plot_accuracy_across_datasets(acc: pd.DataFrame, notice: str | None = None) 
     for k, (model, sub) in enumerate(acc.groupby("model", sort=False)):
         stats = sub.groupby("dataset")["accuracy"].agg(["mean", "std"]).reindex(order) * 100
         ax.errorbar(range(len(order)), stats["mean"], yerr=stats["std"].fillna(0),
-                    marker="o", capsize=3, color=f"C{k}", label=model_label(model))
+                    marker="o", capsize=3, color=f"C{k}", label=arm_label(model))
     ax.set_xticks(range(len(order)), order)
     ax.set(ylabel="accuracy (%)", ylim=(0, 100), title="Accuracy across datasets")
     ax.legend()
@@ -241,29 +241,36 @@ def plot_f1_bars(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
     return _finish(fig, notice)
 
 
-def plot_roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
-                    notice: str | None = None) -> plt.Figure:
-    """Figure 3: ROC curves (scikit-learn's ``RocCurveDisplay``) with AUC in the legend
-    (marker-line style, as the paper's)."""
+def plot_roc_curves(curves: dict[str, dict], notice: str | None = None) -> plt.Figure:
+    """Figure 3: each model's ROC curve pooled over its runs and splits
+    (:func:`aecnn_utils.report.roc_curves`): the mean curve (scikit-learn's
+    ``RocCurveDisplay``, marker-line style, as the paper's) with the band in which 95% of the
+    report halves' curves lie, and the mean AUC in the legend."""
     fig, ax = plt.subplots(figsize=(5.2, 5))
     markers = "osd^v<>"
-    for k, (model, (fpr, tpr, auc)) in enumerate(curves.items()):
-        RocCurveDisplay(fpr=fpr, tpr=tpr, roc_auc=auc).plot(
+    for k, (model, c) in enumerate(curves.items()):
+        RocCurveDisplay(fpr=c["fpr"], tpr=c["tpr"], roc_auc=c["auc"]).plot(
             ax, curve_kwargs={"marker": markers[k % len(markers)], "ms": 5, "color": f"C{k}",
-                              "markevery": max(1, len(fpr) // 12),
-                              "label": f"{model_label(model)} (AUC {auc:.3f})"})
+                              "markevery": 10,
+                              "label": f"{arm_label(model)} (AUC {c['auc']:.3f}, "
+                                       f"{c['n']} curves)"})
+        ax.fill_between(c["fpr"], c["low"], c["high"], color=f"C{k}", alpha=0.15, lw=0)
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
     ax.set(xlabel="1 - specificity (false positive rate)",
-           ylabel="sensitivity (true positive rate)", title="ROC on the test set")
-    ax.legend(loc="lower right", fontsize=9)
+           ylabel="sensitivity (true positive rate)",
+           title="ROC on the report halves (mean; band: 95% of splits x seeds)")
+    ax.legend(loc="lower right", fontsize=8)
     return _finish(fig, notice)
 
 
-def plot_reliability(curves: dict[str, dict], notice: str | None = None) -> plt.Figure:
+def plot_reliability(curves: dict[str, dict], where: str, notice: str | None = None
+                     ) -> plt.Figure:
     """Reliability diagrams, one panel per model: each bin's mean predicted probability against
     the share of its cells that are positive (binary: abnormal), before and after temperature
-    scaling (:func:`aecnn_utils.calibration.stored_reliability`); marker area ~ cells."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.6), squeeze=False)
+    scaling (:func:`aecnn_utils.calibration.stored_reliability`); marker area ~ cells.
+    ``where``: the cells the curves are on (the title says it)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.9), squeeze=False)
+    fig.suptitle(f"Reliability: {where}", fontsize=10)
     for ax, (model, c) in zip(axes[0], curves.items(), strict=True):
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="calibrated")
         for key, colour, what in (("before", "C3", "as trained"),
@@ -275,7 +282,7 @@ def plot_reliability(curves: dict[str, dict], notice: str | None = None) -> plt.
                        bins["n"].sum(), color=colour, zorder=3)
         ax.set(xlim=(0, 1), ylim=(0, 1),
                xlabel="predicted P(abnormal)" if c["binary"] else "top class's probability")
-        ax.set_title(model_label(model), fontsize=10)
+        ax.set_title(arm_label(model), fontsize=10)
         ax.legend(fontsize=7, loc="upper left")
     binary = all(c["binary"] for c in curves.values())
     axes[0][0].set_ylabel("observed share abnormal" if binary else "share correct")
@@ -323,7 +330,7 @@ def plot_explanations(e: Explained, per_class: int = 1,
     names = ["cell, nucleus", "Grad-CAM", f"attention {e.attention_stage}"][:panels]
     for c in range(columns):
         axes[-1, c].set_xlabel(names[c % panels], fontsize=6)
-    fig.suptitle(f"{model_label(e.model)}: where it looks (left: right predictions, right: "
+    fig.suptitle(f"{arm_label(e.model)}: where it looks (left: right predictions, right: "
                  "wrong ones)", fontsize=9)
     return _finish(fig, notice)
 
@@ -341,7 +348,7 @@ def plot_nucleus_share(table: pd.DataFrame, notice: str | None = None) -> plt.Fi
         rows = cam[cam["model"] == model].set_index("source_class").reindex(classes)
         x = np.arange(len(classes)) + (k - (len(models) - 1) / 2) * width
         err = np.vstack([rows["ratio"] - rows["ratio_low"], rows["ratio_high"] - rows["ratio"]])
-        ax.bar(x, rows["ratio"], width, color=f"C{k}", label=model_label(model),
+        ax.bar(x, rows["ratio"], width, color=f"C{k}", label=arm_label(model),
                yerr=np.nan_to_num(err), capsize=2, error_kw={"lw": 0.8})
     ax.axhline(1.0, color="grey", ls="--", lw=1)
     ax.set_xticks(np.arange(len(classes)), [c.replace("_", " ") for c in classes],
@@ -397,7 +404,7 @@ def plot_confusion_matrices(matrices: dict[str, np.ndarray], class_names: Sequen
             ax=ax, cmap="Blues", colorbar=False, values_format=".0%", im_kw={"vmin": 0, "vmax": 1})
         for (i, j), text in np.ndenumerate(shown.text_):
             text.set_text(f"{cm[i, j]}\n{text.get_text()}")
-        ax.set(title=model_label(model), xlabel="predicted", ylabel="true")
+        ax.set(title=arm_label(model), xlabel="predicted", ylabel="true")
         ax.grid(False)
     return _finish(fig, notice)
 
@@ -406,7 +413,7 @@ def plot_per_class_detection(detection: pd.DataFrame,
                              notice: str | None = None) -> plt.Figure:
     """Share of each publisher class classified correctly (sensitivity for abnormal classes,
     specificity for normal ones), one bar per model."""
-    data = detection.assign(label=detection["model"].map(model_label),
+    data = detection.assign(label=detection["model"].map(arm_label),
                             cls=detection["source_class"] + " (" + detection["label_name"] + ")")
     fig, ax = plt.subplots(figsize=(8, 0.45 * data["cls"].nunique() + 1.5))
     sns.barplot(data=data, y="cls", x="correct", hue="label", ax=ax)
@@ -472,7 +479,8 @@ def plot_embedding(points: np.ndarray, frame: pd.DataFrame, title: str,
 
 def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
     """Cross-dataset AUC (with its 95% interval) against training and inference throughput,
-    one point per model of ``aecnn_utils.bench.efficiency_table`` that has an AUC."""
+    one point per model of ``aecnn_utils.bench.efficiency_table`` that has an AUC; the legend
+    gives each point's training seeds (an AUC of one seed leaves its training noise out)."""
     data = table.dropna(subset=["auc"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     size = int(data["image_size"].iloc[0]) if len(data) else 0
@@ -481,7 +489,8 @@ def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Fig
         for k, (_, r) in enumerate(data.iterrows()):
             ax.errorbar(r[col], r["auc"], yerr=[[r["auc"] - r["auc_low"]],
                                                 [r["auc_high"] - r["auc"]]],
-                        fmt="o", color=f"C{k}", capsize=3, label=r["name"])
+                        fmt="o", color=f"C{k}", capsize=3,
+                        label=f"{r['name']} ({int(r['seeds'])} seed{'s' * (r['seeds'] != 1)})")
         ax.set(xscale="log", xlabel=f"{title} at {size} px (images/s)",
                title=f"AUC against {title} speed")
     axes[0].set_ylabel("AUC across datasets (95% interval)")

@@ -23,8 +23,8 @@ from .data.prepare import PreparedData
 from .data.taxonomy import DATASET_LABELS
 from .evaluation import CALIBRATION_SCORES
 from .io import atomic_write_text
-from .models import model_label
 from .runs import RunResult, evaluate_checkpoint
+from .tune import arm_label
 
 #: Table 2 of the paper ("Performance comparison across models (mean values)"); percent, AUC as
 #: a fraction. Reported numbers, not ours.
@@ -52,7 +52,7 @@ def grid_table2(result: G.GridResult, at_threshold: bool = False) -> pd.DataFram
     paper's value beside it, AUC on new slides and the learning rates the splits chose."""
     rows = []
     for arm in result.grid.arms:
-        row = {"Model": model_label(arm.name)}
+        row = {"Model": arm_label(arm.name)}
         for metric, label in METRIC_LABELS.items():
             key = f"{metric}@threshold" if at_threshold and metric != "roc_auc" else metric
             row[f"{label} (ours)"] = G.cell(result.estimate(arm.name, key))
@@ -74,7 +74,7 @@ def grid_numeric(result: G.GridResult, metrics: Sequence[str] = tuple(METRIC_LAB
     (``_paper``, Table 2's models): the numbers behind :func:`grid_table2` and Fig. 2."""
     rows = []
     for arm in result.grid.arms:
-        row: dict[str, Any] = {"model": model_label(arm.name), "arm": arm.name}
+        row: dict[str, Any] = {"model": arm_label(arm.name), "arm": arm.name}
         for key in metrics:
             e = result.estimate(arm.name, key, setting)
             scale = 1.0 if key.startswith("roc_auc") else 100.0
@@ -100,15 +100,15 @@ def grid_summary(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> s
     lines = []
     for arm in result.grid.arms:
         e = result.estimate(arm.name, "roc_auc")
-        lines.append(f"- {model_label(arm.name)}: AUC {G.cell(e)} (new slides "
+        lines.append(f"- {arm_label(arm.name)}: AUC {G.cell(e)} (new slides "
                      f"{G.new_slides_cell(e)}); with its learning rate chosen once on all "
                      f"cells ({e.all_cells_choice}) {e.all_cells:.3f} "
                      f"({e.all_cells - e.value:+.3f}).")
-    labels = {a.name: model_label(a.name) for a in result.grid.arms}
+    labels = {a.name: arm_label(a.name) for a in result.grid.arms}
     lines += [f"- {G.words(c, labels)}." for c in comparisons if c.metric == "roc_auc"]
     frame = result.frame()
     auc = frame[frame["metric"] == "roc_auc"]
-    lines.append(trained_on_line(zip(auc["arm"].map(model_label), auc["device"], strict=True)))
+    lines.append(trained_on_line(zip(auc["arm"].map(arm_label), auc["device"], strict=True)))
     lines.append(G.training_line(result, labels))
     return "\n".join(lines) + "\n"
 
@@ -254,7 +254,7 @@ def calibration_summary(table: pd.DataFrame) -> str:
         bound = (" - at the search's bound: the scores carry little information"
                  if r["temperature_max"] >= 0.999 * T_RANGE[1] else "")
         lines.append(
-            f"- {model_label(r['model'])}: temperature {r['temperature']:.2f} "
+            f"- {arm_label(r['model'])}: temperature {r['temperature']:.2f} "
             f"({r['temperature_min']:.2f}-{r['temperature_max']:.2f}{bound}); ECE "
             f"{r['ece']:.3f} as "
             f"trained, {r['ece_calibrated']:.3f} scaled (lower in {int(r['ece_lower'])} of "
@@ -265,7 +265,7 @@ def calibration_summary(table: pd.DataFrame) -> str:
 
 def format_calibration(table: pd.DataFrame) -> pd.DataFrame:
     """The calibration table as "mean (lowest-highest)" cells."""
-    out = pd.DataFrame({"Model": table["model"].map(model_label)})
+    out = pd.DataFrame({"Model": table["model"].map(arm_label)})
     for name, label in (("temperature", "Temperature"), ("ece", "ECE"),
                         ("ece_calibrated", "ECE, scaled"), ("nll", "NLL"),
                         ("nll_calibrated", "NLL, scaled"), ("brier", "Brier"),
@@ -275,15 +275,34 @@ def format_calibration(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def roc_curves(results: dict[str, Sequence[RunResult]],
-               part: str = "test") -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-    """Figure 3's data: ROC curve (fpr, tpr) and AUC of each model's first run."""
-    curves = {}
+#: False-positive rates on which the ROC curves of the splits are averaged.
+ROC_GRID: np.ndarray = np.linspace(0.0, 1.0, 101)
+
+
+def roc_curves(results: dict[str, Sequence[RunResult]], data: PreparedData
+               ) -> dict[str, dict[str, Any]]:
+    """Figure 3's data, pooled: per model the ROC curve of every run (seed) on every split's
+    report half, at the epoch chosen on its selection half, interpolated on :data:`ROC_GRID`:
+    ``fpr``, ``tpr`` (mean), ``low`` / ``high`` (2.5% and 97.5% over the curves), ``auc``
+    (mean over curves) and ``n`` (curves)."""
+    labels = data.frame("pool")["label"].to_numpy()
+    out = {}
     for model, runs in results.items():
-        y, probs = stored_predictions(runs[0], part)
-        fpr, tpr, _ = M.roc_points(y, probs[:, 1])
-        curves[model] = (fpr, tpr, float(M.classification_metrics(y, probs)["roc_auc"]))
-    return curves
+        tprs, aucs = [], []
+        for run in runs:
+            for s in G.run_scorings(run, data):
+                y, p = labels[s.report_rows], s.probs[s.report_rows, 1]
+                if len(np.unique(y)) < 2:
+                    continue
+                fpr, tpr, _ = M.roc_points(y, p)
+                tprs.append(np.interp(ROC_GRID, fpr, tpr))
+                aucs.append(float(M.classification_metrics(y, s.probs[s.report_rows])["roc_auc"]))
+        if tprs:
+            curves = np.vstack(tprs)
+            low, high = np.percentile(curves, [2.5, 97.5], axis=0)
+            out[model] = {"fpr": ROC_GRID, "tpr": curves.mean(axis=0), "low": low,
+                          "high": high, "auc": float(np.mean(aucs)), "n": len(tprs)}
+    return out
 
 
 def trained_on_line(pairs: Iterable[tuple[str, str]], what: str = "") -> str:

@@ -181,6 +181,8 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
              if not only or any(p.name.startswith(o) for o in only)]
     if not paths:
         raise ValueError(f"no notebook matches {list(only or [])}")
+    # the overview last: its claims ledger reads the records the other notebooks write
+    paths.sort(key=lambda p: p.name.startswith("00_"))
     declared_by = {p: pm.inspect_notebook(str(p)) for p in paths}
     unknown = sorted(set(params or {}) - {k for d in declared_by.values() for k in d})
     if unknown:

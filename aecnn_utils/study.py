@@ -8,9 +8,8 @@ also trained in-domain (SIPaKMeD, grouped train/validation/test split, one seed)
 gap stays visible. Nothing uses Herlev labels for training; methods that look at unlabelled
 Herlev images are marked transductive.
 
-The methods train at the profile's own learning rate (never one tuned on Herlev) and, on the
-``cpu`` profile, with AECNN's ``fast`` layer table (:data:`STUDY_MODEL`: a quarter of the cost,
-so that 15 methods x 3 seeds fit a 2-core CPU); the "model:" arm trains the other table.
+The methods train at the profile's own learning rate (never one tuned on Herlev) with AECNN's
+default ``fast`` layer table; the "model:" arm trains the other table.
 The recipe (:data:`PROCEDURE`) is itself an arm: per split it takes the method with the best
 selection-half score and reports that split's report half, so its figure estimates what
 "choose the best method" gives, the choice included.
@@ -27,6 +26,7 @@ import pandas as pd
 from . import grid as G
 from .config import update_tuned
 from .data.transforms import AugmentConfig
+from .models import model_defaults
 from .report import PAPER_ABSTRACT, trained_on_line
 
 #: Method name -> config changes. "plain" is the profile as it is.
@@ -53,15 +53,13 @@ TRANSDUCTIVE: tuple[str, ...] = ("test: AdaBN",)
 REFERENCE = "nucleus features (logistic regression)"
 #: The arm that chooses its method per split on the selection half (the recipe procedure).
 PROCEDURE = "method chosen per split"
-#: Model arguments of every method, by profile (others: the published ``base`` table).
-STUDY_MODEL: dict[str, dict[str, Any]] = {"cpu": {"layers": "fast"}}
 SETTINGS: tuple[str, ...] = tuple(G.SETTINGS)
 
 
-def study_methods(profile: str) -> list[str]:
-    """The methods of ``profile``'s study: :data:`METHODS` less the layer table the profile
-    already trains (its "model:" arm is the other table)."""
-    own = f"model: {STUDY_MODEL.get(profile, {}).get('layers', 'base')} layer table"
+def study_methods() -> list[str]:
+    """The study's methods: :data:`METHODS` less the layer table every method already trains
+    (AECNN's default; its "model:" arm is the other table)."""
+    own = f"model: {model_defaults('aecnn')['layers']} layer table"
     return [m for m in METHODS if m != own]
 
 
@@ -71,7 +69,7 @@ def study_grid(profile: str, methods: Sequence[str] | None = None, *,
     """The study as a grid: one arm per method (default :func:`study_methods`), the
     nucleus-feature reference (``reference``) and, with two or more non-transductive
     methods, :data:`PROCEDURE`."""
-    methods = list(methods or study_methods(profile))
+    methods = list(methods or study_methods())
     for method in methods:
         if method not in METHODS:
             raise ValueError(f"method={method!r} is not valid; choose one of: "
@@ -83,10 +81,7 @@ def study_grid(profile: str, methods: Sequence[str] | None = None, *,
         arms.append(G.Arm(PROCEDURE, candidates=inductive, group="procedure"))
     if reference:
         arms.append(G.Arm(REFERENCE, group="reference", reference=True))
-    model = STUDY_MODEL.get(profile)
-    return G.Grid(profile, tuple(arms), tuple(settings),
-                  {"model_kwargs": model} if model else {},
-                  tuple(seeds) if seeds else None)
+    return G.Grid(profile, tuple(arms), tuple(settings), {}, tuple(seeds) if seeds else None)
 
 
 def study_comparisons(result: G.GridResult, setting: str = "cross") -> list[G.Comparison]:

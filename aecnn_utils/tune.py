@@ -18,7 +18,7 @@ from typing import Any
 from . import grid as G
 from . import metrics as M
 from .config import ConfigError, update_tuned
-from .models import PRETRAINED
+from .models import MODELS, PRETRAINED, model_label
 
 #: Learning-rate grid of each profile (log-spaced, 16x range).
 TUNE_LRS: dict[str, tuple[float, ...]] = {"smoke": (0.01, 0.05), "cpu": (0.005, 0.02, 0.08),
@@ -33,33 +33,37 @@ TABLE2_METRICS: tuple[G.Metric, ...] = (
 OURS = "aecnn"
 
 
-#: Further choices per model, crossed with the learning rates: AECNN's layer tables
-#: (:data:`aecnn_utils.models.aecnn.LAYER_TABLES`).
-MODEL_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "aecnn": {"base": {}, "fast": {"model_kwargs": {"layers": "fast"}}}}
+#: Further arms of a model in Table 2, each with the same learning-rate candidates: AECNN's
+#: other layer table (the default is ``fast``, :data:`aecnn_utils.models.aecnn.LAYER_TABLES`),
+#: compared with it by the paired test.
+VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "aecnn": {"aecnn_base": {"model_kwargs": {"layers": "base"}}}}
+#: Display names of the variant arms.
+VARIANT_LABELS: dict[str, str] = {"aecnn_base": "AECNN, base layer table"}
+
+
+def arm_label(name: str) -> str:
+    """Display name of a Table 2 arm: a model's, or a variant's (:data:`VARIANT_LABELS`)."""
+    return VARIANT_LABELS.get(name) or model_label(name)
 
 
 def model_grid(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None,
                seeds: Sequence[int] | None = None,
                pretrained: Mapping[str, Path] | None = None) -> G.Grid:
-    """One arm per model; its candidates the learning rates (default the profile's grid),
-    crossed with the model's :data:`MODEL_OPTIONS` (``"fast, lr 0.005"``). ``pretrained``
-    (model -> local ImageNet weights, :func:`aecnn_utils.models.pretrained_weights`) adds an
-    arm ``<model>+imagenet`` started from those weights."""
+    """One arm per model and per :data:`VARIANTS` of it; their candidates the learning rates
+    (default the profile's grid, ``"lr 0.005"``). ``pretrained`` (model -> local ImageNet
+    weights, :func:`aecnn_utils.models.pretrained_weights`) adds an arm ``<model>+imagenet``
+    started from those weights."""
     lrs = tuple(lrs or TUNE_LRS.get(profile, ()))
     if len(lrs) < 2:
         raise ConfigError(f"tuning needs a grid of at least 2 learning rates, got {lrs}")
-    jobs = [(m, {"model": m}) for m in models] + [
-        (m + PRETRAINED, {"model": m, "model_kwargs": {"weights_path": str(path)}})
-        for m, path in (pretrained or {}).items()]
-    arms = []
-    for name, change in jobs:
-        options = MODEL_OPTIONS.get(name, {"": {}})
-        candidates = {", ".join(filter(None, (option, f"lr {lr:g}"))):
-                      G.merge_changes(extra, {"lr": float(lr)})
-                      for option, extra in options.items() for lr in lrs}
-        arms.append(G.Arm(name, change, candidates, group="model"))
-    return G.Grid(profile, tuple(arms), ("cross",), {}, tuple(seeds) if seeds else None)
+    jobs = [job for m in models for job in [(m, {"model": m})] + [
+        (name, {"model": m, **extra}) for name, extra in VARIANTS.get(m, {}).items()]]
+    jobs += [(m + PRETRAINED, {"model": m, "model_kwargs": {"weights_path": str(path)}})
+             for m, path in (pretrained or {}).items()]
+    candidates = {f"lr {lr:g}": {"lr": float(lr)} for lr in lrs}
+    arms = tuple(G.Arm(name, change, candidates, group="model") for name, change in jobs)
+    return G.Grid(profile, arms, ("cross",), {}, tuple(seeds) if seeds else None)
 
 
 def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None,
@@ -79,22 +83,17 @@ def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None
 
 
 def record(profile: str, result: G.GridResult) -> Path:
-    """Merge the learning rate most splits chose per model (counted over the layer tables)
-    into ``<profile>_tuned.yaml``, with each candidate's count of splits and the nested AUC
-    of the whole procedure."""
+    """Merge the learning rate most splits chose per model (its variants are not recorded:
+    ``train`` builds the model's default) into ``<profile>_tuned.yaml``, with each rate's count
+    of splits and the nested AUC of the whole procedure."""
     entries = {}
     for arm in result.grid.arms:
+        if arm.name not in MODELS:
+            continue
         e = result.estimate(arm.name, "roc_auc")
-        by_lr: dict[float, int] = {}
-        for candidate, n in e.chosen:  # counted per learning rate, over the layer tables
-            lr = arm.candidates[candidate]["lr"]
-            by_lr[lr] = by_lr.get(lr, 0) + n
-        top = arm.candidates[e.chosen[0][0]]
         entries[arm.name] = {
-            "lr": max(by_lr, key=by_lr.get), "splits_chose": dict(e.chosen),
+            "lr": arm.candidates[e.chosen[0][0]]["lr"], "splits_chose": dict(e.chosen),
             "nested_auc": round(e.value, 6), "data": result.data["cross"],
             "why": "the learning rate most splits chose on their selection halves (the "
                    "monitor, mean over seeds); a record for `train`, never a reported figure"}
-        if "model_kwargs" in top:  # informative: `train` keeps the model's own layer table
-            entries[arm.name]["model_kwargs_chosen"] = top["model_kwargs"]
     return update_tuned(profile, entries)

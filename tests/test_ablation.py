@@ -53,9 +53,14 @@ def test_every_ablation_is_one_config_change_of_the_reference() -> None:
         ablation_config("smoke", "attention: everywhere")
 
 
-def test_the_cpu_profile_ablates_the_fast_table_and_reuses_the_studys_runs() -> None:
+def test_the_cpu_profile_ablates_the_default_table_and_reuses_the_studys_runs() -> None:
     config = ablation_config("cpu", "attention: spatial only")
-    assert config.model_kwargs == {"layers": "fast", "attention": "spatial"}
+    assert config.model_kwargs == {"attention": "spatial"}
+    # the id names the default table: the published runs that named it are found again
+    assert config.fingerprint() == config.replace(
+        model_kwargs={"layers": "fast", "attention": "spatial"}).fingerprint()
+    assert config.fingerprint() != config.replace(
+        model_kwargs={"layers": "base", "attention": "spatial"}).fingerprint()
     assert config.seeds == (0, 1, 2)
     for setting in ("cross", "in_domain"):
         assert ablation_config("cpu", REFERENCE, setting).fingerprint() == study_config(

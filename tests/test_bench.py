@@ -28,7 +28,7 @@ SMALL = [Candidate("aecnn", {"attention": "none"}), Candidate("mobilenet_v3_smal
 def test_the_benchmark_covers_every_attention_variant_and_the_references() -> None:
     keys = [c.key for c in BENCH_MODELS]
     assert [k for k in keys if k.startswith("AECNN")] == [
-        *(f"AECNN ({m})" for m in ATTENTION_MODES), "AECNN fast (parallel)"]
+        *(f"AECNN ({m})" for m in ATTENTION_MODES), "AECNN base (parallel)"]
     assert {"MobileNetV3-Small", "EfficientNet-B0", "EfficientNet-B3", "ResNet-50"} <= set(keys)
 
 
@@ -106,7 +106,7 @@ def test_profile_script_names_the_blocks_that_spend_the_time(
 
 def _speed() -> pd.DataFrame:
     """Two AECNN rows and the references, as the trainer runs, at 224 px."""
-    names = ["AECNN (parallel)", "AECNN fast (parallel)", "MobileNetV3-Small", "ResNet-50"]
+    names = ["AECNN base (parallel)", "AECNN (parallel)", "MobileNetV3-Small", "ResNet-50"]
     table = pd.DataFrame({"name": names, "params_M": [0.49, 0.17, 1.52, 23.5],
                           "GMACs": [0.11, 0.027, 0.056, 4.1], "train_img_s": [30, 90, 40, 3.0],
                           "infer_img_s": [120, 400, 200, 8],
@@ -120,7 +120,7 @@ def test_targets_are_checked_on_the_ratios_measured_at_224() -> None:
     from aecnn_utils.bench import target_table
 
     targets = target_table(_speed()).set_index(["model", "target"])
-    fast, base = "AECNN fast (parallel)", "AECNN (parallel)"
+    fast, base = "AECNN (parallel)", "AECNN base (parallel)"
     assert targets.loc[(fast, "training >= 2x MobileNetV3-Small"), "measured"] == 90 / 40
     assert targets.loc[(fast, "training >= 2x MobileNetV3-Small"), "met"]
     assert not targets.loc[(base, "training >= 2x MobileNetV3-Small"), "met"]
@@ -136,23 +136,29 @@ def _auc(name: str, value: float, low: float, high: float, seeds: int) -> G.Esti
 
 
 def _layers(diff: float, low: float, high: float, shown: bool) -> G.Comparison:
-    return G.Comparison("cross", "AECNN fast (parallel)", "AECNN (parallel)", "roc_auc", diff,
+    return G.Comparison("cross", "AECNN (parallel)", "AECNN base (parallel)", "roc_auc", diff,
                         low, high, low - 0.01, high + 0.01, 0.2, 0.2, 8, 20, 1, shown)
 
 
 def test_efficiency_table_and_summary_word_the_paired_comparison() -> None:
     from aecnn_utils.bench import efficiency_summary, efficiency_table, target_table
 
-    aucs = [_auc("AECNN (parallel)", 0.70, 0.60, 0.80, 3),
-            _auc("AECNN fast (parallel)", 0.68, 0.58, 0.78, 3), _auc("ResNet-50", 0.75, 0.65,
-                                                                     0.85, 1)]
+    aucs = [_auc("AECNN base (parallel)", 0.70, 0.60, 0.80, 3),
+            _auc("AECNN (parallel)", 0.68, 0.58, 0.78, 3), _auc("ResNet-50", 0.75, 0.65,
+                                                                0.85, 1)]
     table = efficiency_table(_speed(), aucs, 224)
     assert table.set_index("name")["auc"].isna().tolist() == [False, False, True, False]
+    from aecnn_utils import plots
+
+    legend = [t.get_text() for t in plots.plot_speed_vs_auc(table).legends[0].get_texts()]
+    assert legend == ["AECNN base (parallel) (3 seeds)", "AECNN (parallel) (3 seeds)",
+                      "ResNet-50 (1 seed)"]  # one seed's AUC says so
     machine = {"processor": "x86_64", "cpu_threads": 2, "torch": "2.x", "device": "cpu"}
     text = efficiency_summary(target_table(_speed()), table, machine,
                               layers=_layers(-0.02, -0.05, 0.01, False))
-    assert "AECNN fast AUC 0.680 [0.580, 0.780] (3 seeds)" in text
-    assert "paired: AECNN fast (parallel) vs AECNN (parallel), AUC: -0.020 [-0.050, +0.010]" \
+    assert ("AECNN AUC 0.680 [0.580, 0.780] (3 seeds) against AECNN base 0.700 [0.600, 0.800]"
+            " (3 seeds)") in text
+    assert "paired: AECNN (parallel) vs AECNN base (parallel), AUC: -0.020 [-0.050, +0.010]" \
         in text
     assert text.splitlines()[-1].endswith(": a difference is not shown.")
     # the verdict is the paired test's, not whether the intervals overlap (here they do)
@@ -161,12 +167,12 @@ def test_efficiency_table_and_summary_word_the_paired_comparison() -> None:
     assert "a trade-off: the fast table is worse" in shown
     assert "Accuracy across datasets" not in efficiency_summary(target_table(_speed()), table,
                                                                 machine)
-    deployment = pd.DataFrame({"name": ["AECNN fast (parallel)"], "cells": [206],
+    deployment = pd.DataFrame({"name": ["AECNN (parallel)"], "cells": [206],
                                "eager_auc": [0.70], "onnx_auc": [0.70], "int8_auc": [0.69],
                                "onnx_max_abs_diff": [2e-7], "int8_max_abs_diff": [0.02],
                                "onnx_x_eager": [1.5], "int8_x_onnx": [0.8]})
     text = efficiency_summary(target_table(_speed()), table, machine, deployment)
-    assert ("AECNN fast (parallel) in ONNX Runtime (206 validation cells): validation AUC 0.700 "
+    assert ("AECNN (parallel) in ONNX Runtime (206 validation cells): validation AUC 0.700 "
             "in PyTorch, 0.700 float32, 0.690 int8 (-0.010)") in text
     assert "int8 0.80x float32" in text
     with pytest.raises(ValueError, match="no channels_last rows at 96 px"):
@@ -179,7 +185,7 @@ def test_readme_table_has_throughput_and_ratios_per_size() -> None:
     text = markdown_table(_speed())
     assert text.splitlines()[0] == ("| model | parameters | GMACs (224 px) | training img/s "
                                     "(224 px) | inference img/s (224 px) |")
-    assert "| AECNN fast (parallel) | 0.17 M | 0.027 | 90 (2.25x) | 450 (2.05x) |" in text
+    assert "| AECNN (parallel) | 0.17 M | 0.027 | 90 (2.25x) | 450 (2.05x) |" in text
 
 
 def test_notebook_benchmark_reuses_make_bench_output_or_measures(
@@ -208,20 +214,22 @@ def test_model_aucs_come_from_the_profiles_runs(synthetic_root: Path, tmp_path: 
     from aecnn_utils import bench
     from aecnn_utils.runs import load_run
 
-    names = ["AECNN (parallel)", "AECNN fast (parallel)", "MobileNetV3-Small"]
+    names = ["AECNN (parallel)", "AECNN base (parallel)", "MobileNetV3-Small"]
     result = bench.model_aucs("smoke", tmp_path, names=names, progress=False,
                               data_root=str(synthetic_root), epochs=1, n_boot=20,
                               num_workers=0)
     assert [e.arm for e in result.estimates()] == names
-    (fast,) = result.runs["cross", "AECNN fast (parallel)", ""]
-    assert fast.config.model_kwargs == {"layers": "fast"}
+    (fast,) = result.runs["cross", "AECNN (parallel)", ""]
+    assert fast.config.model_kwargs == {}  # the default table
+    (base,) = result.runs["cross", "AECNN base (parallel)", ""]
+    assert base.config.model_kwargs == {"layers": "base"}
     assert result.runs["cross", "MobileNetV3-Small", ""][0].config.model == "mobilenet_v3_small"
     metrics = load_run(fast.run_dir).metrics
     stored = (np.mean([s["test"]["roc_auc"] for s in metrics["splits"]["per_split"]])
               if "splits" in metrics else metrics["test"]["roc_auc"])
-    assert result.estimate("AECNN fast (parallel)", "roc_auc").value == pytest.approx(stored)
+    assert result.estimate("AECNN (parallel)", "roc_auc").value == pytest.approx(stored)
     layers = bench.layer_comparison(result)
-    assert (layers.first, layers.second, layers.family) == (names[1], names[0], 1)
+    assert (layers.first, layers.second, layers.family) == (names[0], names[1], 1)
     assert layers.low <= layers.diff <= layers.high
     assert bench.layer_comparison(bench.model_aucs(
         "smoke", tmp_path, names=names[2:], progress=False, data_root=str(synthetic_root),

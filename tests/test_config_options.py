@@ -160,7 +160,7 @@ def test_cli_nested_override_reaches_the_run(synthetic_root: Path, tmp_path: Pat
         "attention": "channel"}
 
 
-def test_fast_layer_table_reaches_the_run_and_trains_channels_last_on_the_cpu(
+def test_base_layer_table_reaches_the_run_and_trains_channels_last_on_the_cpu(
         synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
     import aecnn_utils.train as train_module
@@ -177,10 +177,10 @@ def test_fast_layer_table_reaches_the_run_and_trains_channels_last_on_the_cpu(
     monkeypatch.setattr(train_module, "make_model", spy)
     code = main(["train", "--profile", "smoke", "--data-root", str(synthetic_root),
                  "--runs-dir", str(tmp_path), "--epochs", "1", "--device", "cpu", "--set",
-                 "image_size=32", "n_boot=20", "num_workers=0", "model_kwargs.layers=fast"])
+                 "image_size=32", "n_boot=20", "num_workers=0", "model_kwargs.layers=base"])
     assert code == 0, capsys.readouterr().err
     assert formats == [True]  # channels_last (the config's default) on the CPU too
     (run_dir,) = [p.parent for p in tmp_path.glob("smoke/*/metrics.json")]
     model, meta = load_trained_model(run_dir / "best.pt")
-    assert meta["model_kwargs"] == {"layers": "fast"}
-    assert [r["channels"] for r in layer_table(model)] == [16, 32, 64, 128, 256, 2]
+    assert meta["model_kwargs"] == {"layers": "base"}
+    assert [r["channels"] for r in layer_table(model)] == [24, 32, 64, 128, 256, 384, 2]

@@ -173,14 +173,17 @@ def test_a_new_segmentation_is_a_new_run(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_fields_added_later_keep_old_run_ids() -> None:
     """Existing run folders must be found again: at their defaults, the cross-dataset fields
     leave the fingerprint as it was before they existed (values pinned when they were added,
-    after data_root left the fingerprint)."""
-    assert RunConfig().fingerprint() == "3fd9a2f2"
+    after data_root left the fingerprint). AECNN's id names its layer table: the default
+    (``fast``) left out is the run that names it, and a run of ``base`` names ``base``."""
+    assert RunConfig().fingerprint() == "d347586d"
+    assert RunConfig(model_kwargs={"layers": "fast"}).fingerprint() == "d347586d"
+    assert RunConfig(model_kwargs={"layers": "base"}).fingerprint() == "415f2a43"
     assert profile_config("cpu", model="resnet50", lr=0.005, recipe=False).fingerprint() == \
         "18eed25d"
-    assert profile_config("smoke", recipe=False).fingerprint() == "18142a5c"
-    assert RunConfig(data_root="/elsewhere").fingerprint() == "3fd9a2f2"
-    assert RunConfig(tta=True).fingerprint() != "3fd9a2f2"
-    assert RunConfig(augment={"p_zoom": 0.5}).fingerprint() != "3fd9a2f2"
+    assert profile_config("smoke", recipe=False).fingerprint() == "ac87bd13"
+    assert RunConfig(data_root="/elsewhere").fingerprint() == "d347586d"
+    assert RunConfig(tta=True).fingerprint() != "d347586d"
+    assert RunConfig(augment={"p_zoom": 0.5}).fingerprint() != "d347586d"
 
 
 OPTIONS = {

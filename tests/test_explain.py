@@ -139,7 +139,7 @@ def test_explain_run_through_a_trained_run(explained: dict) -> None:
     n = len(data.index["test"])
     assert len(e.cells) == n and e.cam.shape == e.masks.shape == (n, 32, 32)
     assert e.cam.min() >= 0 and e.cam.max() <= 1
-    assert e.attention is not None and e.attention_stage in {"stage3", "stage4", "stage5"}
+    assert e.attention is not None and e.attention_stage in {"stage2", "stage3", "stage4"}
     assert e.attention.min() >= 0 and e.attention.max() <= 1  # a sigmoid
     assert set(e.cells["correct"]) <= {True, False}
     assert (e.cells["prob_pred"] >= 0.5).all()  # binary: the predicted class's probability

@@ -130,6 +130,11 @@ def test_finetune_refuses_a_source_of_another_input(source_run: Path, lab: Path)
         load_source(finetune_config(source_run, "herlev", lab, image_size=64))
     with pytest.raises(FileNotFoundError, match="give a run folder"):
         finetune_config(source_run.parent / "missing", "herlev", lab)
+    # the default layer table named or left out is the same model; the other one is not
+    assert load_source(finetune_config(source_run, "herlev", lab,
+                                       model_kwargs={"layers": "fast"})).run_dir == source_run
+    with pytest.raises(ConfigError, match=r"this config has model_kwargs=\{'layers': 'base'\}"):
+        load_source(finetune_config(source_run, "herlev", lab, model_kwargs={"layers": "base"}))
 
 
 def test_roots_reads_a_lab_folder_and_names_a_missing_one(lab: Path, tmp_path: Path) -> None:

@@ -279,7 +279,7 @@ def test_merge_changes_merges_nested_fields() -> None:
 
 
 def test_equal_models_share_their_config() -> None:
-    grid = G.Grid("smoke", (G.Arm("base", {"model_kwargs": {"layers": "base"}}), G.Arm("plain")))
+    grid = G.Grid("smoke", (G.Arm("fast", {"model_kwargs": {"layers": "fast"}}), G.Arm("plain")))
     a, b = (grid.config(arm, "", "cross") for arm in grid.arms)
     assert a.model_kwargs == {} and a.fingerprint() == b.fingerprint()
     assert grid.config(grid.arms[0], "", "in_domain").protocol == "within"

@@ -142,8 +142,8 @@ def test_aecnn_shapes_for_every_attention_and_size(attention: str, size: tuple[i
     assert torch.isfinite(out).all()
 
 
-def test_default_model_is_light() -> None:
-    model = build_model("aecnn", num_classes=2)
+def test_base_layer_table_is_the_documented_one() -> None:
+    model = build_model("aecnn", num_classes=2, layers="base")
     params = count_params(model)
     macs = count_macs(model, 224)
     assert params < 1_000_000
@@ -156,10 +156,10 @@ def test_default_model_is_light() -> None:
     assert [r["attention"] for r in rows[1:-1]] == ["-", "-", "parallel", "parallel", "parallel"]
 
 
-def test_fast_layer_table_is_the_documented_one() -> None:
-    model = build_model("aecnn", num_classes=2, layers="fast")
+def test_default_model_is_the_documented_fast_table() -> None:
+    model = build_model("aecnn", num_classes=2)
     assert count_params(model) < 200_000 and count_macs(model, 224) < 30_000_000
-    assert count_macs(model, 224) < count_macs(build_model("aecnn", 2), 224) / 3
+    assert count_macs(model, 224) < count_macs(build_model("aecnn", 2, layers="base"), 224) / 3
     rows = layer_table(model)
     assert [r["channels"] for r in rows] == [16, 32, 64, 128, 256, 2]
     assert [r["stride"] for r in rows[:-1]] == [2, 2, 2, 2, 2]
@@ -171,7 +171,7 @@ def test_fast_layer_table_is_the_documented_one() -> None:
         AECNN(layers="tiny")
 
 
-@pytest.mark.parametrize(("name", "kwargs"), [("aecnn", {}), ("aecnn", {"layers": "fast"}),
+@pytest.mark.parametrize(("name", "kwargs"), [("aecnn", {}), ("aecnn", {"layers": "base"}),
                                               ("mobilenet_v3_small", {})])
 def test_fused_batchnorm_computes_the_same_and_leaves_the_model_alone(name: str,
                                                                        kwargs: dict) -> None:
@@ -201,7 +201,7 @@ def test_attention_variants_change_parameters_as_expected() -> None:
 def test_width_multiplier_scales_the_model() -> None:
     small, base, large = (count_params(AECNN(width_mult=w)) for w in (0.5, 1.0, 1.5))
     assert small < base < large
-    assert AECNN(width_mult=0.5).num_features == 192
+    assert AECNN(width_mult=0.5).num_features == 128  # 256 channels halved (fast table)
     with pytest.raises(ValueError, match="width_mult"):
         AECNN(width_mult=0)
 
@@ -220,14 +220,14 @@ def test_gradient_reaches_every_parameter(attention: str) -> None:
 def test_attention_maps_lie_in_unit_interval_and_have_the_right_shapes() -> None:
     model = AECNN(attention="sequential")
     maps = attention_maps(model, torch.randn(2, 3, 128, 96))
-    assert set(maps) == {"stage3", "stage4", "stage5"}
-    assert maps["stage3"]["spatial"].shape == (2, 1, 16, 12)
-    assert maps["stage5"]["channel"].shape == (2, 384, 1, 1)
+    assert set(maps) == {"stage2", "stage3", "stage4"}  # the fast table's: 28, 14, 7 px at 224
+    assert maps["stage2"]["spatial"].shape == (2, 1, 16, 12)
+    assert maps["stage4"]["channel"].shape == (2, 256, 1, 1)
     for stage in maps.values():
         for m in stage.values():
             assert m.min() >= 0 and m.max() <= 1
     assert model.training  # mode restored
-    assert set(attention_maps(AECNN(attention="spatial"), torch.randn(1, 3, 64, 64))["stage4"]) \
+    assert set(attention_maps(AECNN(attention="spatial"), torch.randn(1, 3, 64, 64))["stage3"]) \
         == {"spatial"}
     assert attention_maps(AECNN(attention="none"), torch.randn(1, 3, 64, 64)) == {}
 
