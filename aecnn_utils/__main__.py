@@ -181,7 +181,8 @@ def _tune(args: argparse.Namespace) -> None:
                   seeds=args.seeds, **_grid_overrides(args))
     comparisons = report.table2_comparisons(result) if "aecnn" in args.models else []
     _show(result, comparisons, report.grid_table2(result),
-          G.grid_caption(result, "Table 2", len(comparisons)),
+          G.grid_caption(result, "Table 2", len(comparisons),
+                         [m for m in result.metrics if not m.at_threshold]),
           report.grid_summary(result, comparisons), args.out, "table2")
 
 

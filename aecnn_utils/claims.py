@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from .ablation import CLAIMS
+from .config import PROFILE_NAMES, profile_config
 from .io import atomic_write_text
 from .report import PAPER_ABSTRACT, PAPER_TABLE2, to_markdown
 from .tune import arm_label
@@ -64,6 +65,14 @@ class Records:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self._frames: dict[str, pd.DataFrame | None] = {}
+
+    @property
+    def protocol(self) -> str:
+        """The image size and epochs of the folder's profile (``figures/<profile>``)."""
+        if self.folder.name not in PROFILE_NAMES:
+            return "the profile's protocol"
+        config = profile_config(self.folder.name, recipe=False, tuned=False)
+        return f"{config.image_size} px, {config.epochs} epochs"
 
     def __call__(self, name: str) -> pd.DataFrame | None:
         if name not in self._frames:
@@ -111,7 +120,7 @@ def paper_figures(records: Records, claim: str, section: str,
                else "not shown")
     where = "above" if paper["roc_auc"] > auc["high"] else "outside"
     reason = (f"{sum(outside)} of {len(outside)} of the paper's figures lie {where} our 95% "
-              f"intervals on Herlev (96 px, 10 epochs); its own test, {NEEDS_CRIC}, is not "
+              f"intervals on Herlev ({records.protocol}); its own test, {NEEDS_CRIC}, is not "
               "testable here")
     return Entry(claim, section, test, "; ".join(parts), auc["value"], auc["low"],
                  auc["high"], verdict, reason)
@@ -157,7 +166,8 @@ def comparison(records: Records, claim: str, section: str, name: str, first: str
     verdict = {"higher": "holds", "lower": "contradicted"}.get(c["verdict"], "not shown")
     label = "AUC" if key == "roc_auc" else f"{key} (points)"
     effect = f"{label} {_fmt(key, c['diff'], True)} {_interval(key, c['low'], c['high'], True)}"
-    reason = f"Holm over {c['family']}"
+    reason = (f"Holm over {c['family']}: interval "
+              f"{_interval(key, c['holm_low'], c['holm_high'], True)}")
     if c["n_splits"] > 1:
         reason += f"; {arm_label(first)} higher on {c['wins']} of {c['n_splits']} report halves"
     return Entry(claim, section, test, effect, c["diff"], c["low"], c["high"], verdict,

@@ -352,3 +352,12 @@ def test_forest_plot_and_numeric_table_of_a_grid(tmp_path) -> None:
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["strong - a=1.0",
                                                                      "a=1.0 - strong"]
     assert all(p.exists() for p in plots.save_figure(fig, tmp_path / "forest"))
+
+
+def test_captions_name_the_threshold_of_their_columns() -> None:
+    at_half = G.threshold_words([G.Metric("roc_auc"), G.Metric("accuracy"), G.Metric("f1")])
+    assert at_half == ("Scored Accuracy, F1-Score at the threshold 0.5 (AUC and sensitivity at "
+                       "95% specificity need none).")
+    chosen = G.threshold_words([G.Metric("accuracy", at_threshold=True)])
+    assert chosen.startswith("Scored Accuracy at the threshold each run chose on its split's")
+    assert G.threshold_words([G.Metric("roc_auc")]).endswith("need no threshold.")
