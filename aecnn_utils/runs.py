@@ -92,6 +92,12 @@ def load_run(run_dir: str | Path) -> RunResult:
                      json.loads(metrics_path.read_text(encoding="utf-8")), reused=True)
 
 
+def run_path(config: RunConfig, data: PreparedData, runs_dir: str | Path | None) -> Path:
+    """Where the run of ``config`` on ``data`` lives (``<runs_dir>/<profile>/<run id>``)."""
+    return (Path(runs_dir or default_runs_dir()) / config.profile
+            / config.run_id(data.fingerprint))
+
+
 def open_run_dir(config: RunConfig, data: PreparedData, runs_dir: str | Path | None,
                  if_exists: str) -> tuple[Path, RunResult | None]:
     """The run's folder, and its result if it already finished and may be reused.
@@ -102,8 +108,7 @@ def open_run_dir(config: RunConfig, data: PreparedData, runs_dir: str | Path | N
     if if_exists not in IF_EXISTS:
         raise ConfigError(f"if_exists={if_exists!r} is not valid; choose one of: "
                           f"{', '.join(IF_EXISTS)}")
-    run_dir = (Path(runs_dir or default_runs_dir()) / config.profile
-               / config.run_id(data.fingerprint))
+    run_dir = run_path(config, data, runs_dir)
     if run_dir.exists() and if_exists == "overwrite":
         shutil.rmtree(run_dir)
     if (run_dir / "metrics.json").is_file():

@@ -43,6 +43,7 @@ from .runs import (
     code_revision,
     open_run_dir,
     predict_logits,
+    run_path,
     write_predictions,
 )
 
@@ -437,9 +438,12 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     """
     data = data or prepare_data(config, cache_dir, progress)
     data.check_matches(config)
-    source = load_source(config) if config.init_from else None
-    if source is not None:  # the source's normalisation (norm.json, best.pt)
-        data = source.adopt(data)
+    source = None
+    reused = if_exists != "overwrite" and (run_path(config, data, runs_dir)
+                                           / "metrics.json").is_file()
+    if config.init_from and not reused:  # a finished fine-tune needs no source weights
+        source = load_source(config)
+        data = source.adopt(data)  # the source's normalisation (norm.json, best.pt)
     run_dir, finished = open_run_dir(config, data, runs_dir, if_exists)
     if finished is not None:  # with the caller's config: the same run, the data where it is now
         return refresh_metrics(dataclasses.replace(finished, config=config), data)

@@ -124,6 +124,23 @@ def test_finetune_trains_what_it_says_and_keeps_the_source_input(
         assert bool(moved & bn) == (mode == "head+bn")
 
 
+def test_a_finished_finetune_is_reused_without_its_source_weights(
+        source_run: Path, lab: Path, tmp_path: Path) -> None:
+    """A published fine-tune (compact records, no checkpoints anywhere) is found again."""
+    import shutil
+
+    copy = tmp_path / "source" / source_run.name
+    shutil.copytree(source_run, copy)
+    config = finetune_config(copy, "herlev", lab, train="head", epochs=1, **SMALL)
+    first = train_run(config, tmp_path / "runs", progress=False)
+    for checkpoint in copy.glob("*.pt"):
+        checkpoint.unlink()
+    again = train_run(config, tmp_path / "runs", progress=False)
+    assert again.reused and again.run_dir == first.run_dir
+    with pytest.raises(FileNotFoundError):  # a new fine-tune does need them
+        train_run(config.replace(epochs=2), tmp_path / "runs", progress=False)
+
+
 def test_finetune_refuses_a_source_of_another_input(source_run: Path, lab: Path) -> None:
     with pytest.raises(ConfigError, match=r"was trained with image_size=32, this config has "
                                           r"image_size=64: a fine-tune keeps its source's"):
