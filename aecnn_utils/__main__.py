@@ -188,19 +188,33 @@ def _tune(args: argparse.Namespace) -> None:
 
 def _study(args: argparse.Namespace) -> None:
     from . import grid as G
-    from .study import PROCEDURE, record_study, study_comparisons, study_grid, study_words
+    from .report import write_table
+    from .study import (
+        PROCEDURE,
+        STUDY_METRICS,
+        record_study,
+        study_comparisons,
+        study_grid,
+        study_tables,
+        study_words,
+    )
 
     overrides = {"model": args.model, **_grid_overrides(args)}
     grid = study_grid(args.profile, args.methods, settings=args.settings,
                       reference=not args.no_reference, seeds=args.seeds)
     result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True, **overrides),
-                          G.grid_data(grid, **overrides))
+                          G.grid_data(grid, **overrides), STUDY_METRICS)
     comparisons = study_comparisons(result) if "cross" in args.settings else []
-    columns = [(s, m.key) for s in args.settings for m in G.SCREENING]
-    _show(result, comparisons, G.wide_table(result, columns, new_slides="roc_auc"),
-          G.grid_caption(result, "The cross-dataset study", len(comparisons)),
+    (caption, pretty), (chosen_caption, chosen) = study_tables(result, len(comparisons)).values()
+    _show(result, comparisons, pretty, caption,
           study_words(result, comparisons) if "plain" in {a.name for a in grid.arms}
           and comparisons else "", args.out, "study")
+    print(chosen_caption)
+    print(chosen.to_string(index=False))
+    if args.out:
+        for path in write_table(result.frame(), Path(args.out) / "study_val_threshold",
+                                chosen_caption, chosen):
+            print(f"wrote {path}")
     if not args.dry_run and ("cross", PROCEDURE) in result.scores:
         print(f"recipe recorded in {record_study(args.profile, result)}")
 

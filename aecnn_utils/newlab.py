@@ -279,8 +279,10 @@ def curve_words(result: G.GridResult, comparisons: Sequence[G.Comparison],
             head = f"- {method} beats {SCRATCH} in AUC from k = {start} on"
         else:
             head = f"- {method} does not beat {SCRATCH} in AUC from any k on"
-        lines.append(f"{head} (paired test, Holm over {family}; shown higher at k = "
-                     f"{_ks(shown)}, lower at k = {_ks(lower)}).")
+        found = "; ".join(f"shown {what} at k = {_ks(ks)}"
+                          for what, ks in (("higher", shown), ("lower", lower)) if ks)
+        lines.append(f"{head} (paired test, Holm over {family}: "
+                     f"{found or 'no k shown higher or lower'}).")
     estimates = [e for e in result.estimates() if e.metric == "roc_auc"]
     for level in levels:
         for what, value in (("its estimate", lambda e: e.value),
@@ -303,7 +305,7 @@ def k_label(k: int | None) -> str:
 
 
 def _ks(ks: Sequence[int | None]) -> str:
-    return ", ".join(map(k_label, ks)) or "none"
+    return ", ".join(map(k_label, ks))
 
 
 def time_line(result: G.GridResult) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from . import grid as G
 from . import metrics as M
@@ -296,7 +297,7 @@ def roc_curves(results: dict[str, Sequence[RunResult]], data: PreparedData
                     continue
                 fpr, tpr, _ = M.roc_points(y, p)
                 tprs.append(np.interp(ROC_GRID, fpr, tpr))
-                aucs.append(float(M.classification_metrics(y, s.probs[s.report_rows])["roc_auc"]))
+                aucs.append(float(roc_auc_score(y, p)))
         if tprs:
             curves = np.vstack(tprs)
             low, high = np.percentile(curves, [2.5, 97.5], axis=0)

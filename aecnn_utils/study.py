@@ -54,6 +54,11 @@ REFERENCE = "nucleus features (logistic regression)"
 #: The arm that chooses its method per split on the selection half (the recipe procedure).
 PROCEDURE = "method chosen per split"
 SETTINGS: tuple[str, ...] = tuple(G.SETTINGS)
+#: The study's metrics: the screening metrics (threshold-free, or at 0.5), and balanced
+#: accuracy, sensitivity and specificity at each split's selection-chosen threshold.
+CHOSEN_THRESHOLD: tuple[G.Metric, ...] = tuple(
+    G.Metric(m, at_threshold=True) for m in ("balanced_accuracy", "recall", "specificity"))
+STUDY_METRICS: tuple[G.Metric, ...] = (*G.SCREENING, *CHOSEN_THRESHOLD)
 
 
 def study_methods() -> list[str]:
@@ -89,6 +94,26 @@ def study_comparisons(result: G.GridResult, setting: str = "cross") -> list[G.Co
     one Holm family."""
     others = [a.name for a in result.grid.arms if a.name != "plain"]
     return G.compare(result, [(a, "plain") for a in others], G.SCREENING, setting)
+
+
+def study_tables(result: G.GridResult, family: int
+                 ) -> dict[str, tuple[str, pd.DataFrame]]:
+    """The study's readable tables, stem -> (caption, table): ``study`` with the screening
+    metrics (at 0.5 and threshold-free) and the range on new slides, ``study_val_threshold``
+    with :data:`CHOSEN_THRESHOLD` where the result was scored with them (:data:`STUDY_METRICS`);
+    each caption names its threshold."""
+    tables = {}
+    for stem, what, metrics in (
+            ("study", "The cross-dataset study", G.SCREENING),
+            ("study_val_threshold", "The cross-dataset study at the selection threshold",
+             CHOSEN_THRESHOLD)):
+        if not set(metrics) <= set(result.metrics):
+            continue
+        columns = [(s, m.key) for s in result.grid.settings for m in metrics]
+        table = G.wide_table(result, columns,
+                             new_slides="roc_auc" if stem == "study" else None)
+        tables[stem] = (G.grid_caption(result, what, family, metrics), table)
+    return tables
 
 
 def study_words(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> str:

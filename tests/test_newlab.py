@@ -3,6 +3,7 @@ comparisons and words, on a small synthetic curve trained once for the module.""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,16 @@ def test_curve_tables_comparisons_and_words(curve_result: tuple) -> None:
         assert f"- {method} " in words
     assert words.count("AUC 0.90") == 2 and words.count("AUC 0.95") == 2
     assert "the curve's" in N.time_line(result)
+    # the answer: from which k the paired test shows a method above scratch, and held there
+    head = [c for c in comparisons if c.first.startswith("fine-tune: head")]
+    ref = [dataclasses.replace(c, shown=False) for c in comparisons if c not in head]
+    up = [dataclasses.replace(c, shown=True, diff=0.1, low=0.05, holm_low=0.01) for c in head]
+    words = N.curve_words(result, [*up, *ref])
+    assert ("- fine-tune: head beats scratch in AUC from k = 12 on (paired test, Holm over 4: "
+            "shown higher at k = 12, all).") in words
+    assert (f"- {N.REFERENCE} does not beat scratch in AUC from any k on (paired test, Holm "
+            "over 4: no k shown higher or lower).") in words
+    k12 = [c for c in up if c.first.endswith("k=12")]
+    words = N.curve_words(result, [*k12, *[c for c in head if c.first.endswith("k=all")]])
+    assert ("- fine-tune: head does not beat scratch in AUC from any k on (paired test, Holm "
+            "over 4: shown higher at k = 12).") in words

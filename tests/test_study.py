@@ -204,8 +204,15 @@ def test_study_cli_prints_the_table_and_refuses_unknown_methods(
     assert profile_config("smoke").input_mode == chosen
     assert study_config("smoke", "plain").input_mode == "rgb"
     assert profile_config("smoke", recipe=False).input_mode == "rgb"
-    assert main([*argv, "--settings", "cross", "--no-reference", "--dry-run"]) == 0
+    assert main([*argv, "--settings", "cross", "--no-reference", "--dry-run",
+                 "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "input: grey" in out and REFERENCE not in out
+    # the table at 0.5 and the one at each split's chosen threshold, each caption saying which
+    at_half = (tmp_path / "out" / "study.md").read_text()
+    chosen = (tmp_path / "out" / "study_val_threshold.md").read_text()
+    assert "Bal. acc. at the threshold 0.5" in at_half and "Sens. " in at_half
+    assert "at the threshold each run chose on its split's selection half" in chosen
+    assert "Specificity" in chosen and "threshold 0.5" not in chosen
     with pytest.raises(SystemExit):
         main(["study", "--methods", "dropout"])
