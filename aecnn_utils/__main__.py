@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from . import grid as G
+    from aecnn_utils.experiments import grid as G
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from .data.sources import synthetic_root
-    from .data.synthetic import generate_all
+    from aecnn_utils.data.sources import synthetic_root
+    from aecnn_utils.data.synthetic import generate_all
 
     out = args.out or synthetic_root(args.n_per_class, args.seed)
     paths = generate_all(out, n_per_class=args.n_per_class, seed=args.seed,
@@ -28,7 +28,7 @@ def _generate(args: argparse.Namespace) -> None:
 def _scan(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .data.readers import dataset_summary, scan_dataset
+    from aecnn_utils.data.readers import dataset_summary, scan_dataset
 
     df = scan_dataset(args.dataset, args.root, scheme=args.scheme)
     with pd.option_context("display.width", 160, "display.max_rows", 100):
@@ -37,8 +37,8 @@ def _scan(args: argparse.Namespace) -> None:
 
 
 def _cache(args: argparse.Namespace) -> None:
-    from .data.cache import cache_images
-    from .data.readers import scan_dataset
+    from aecnn_utils.data.cache import cache_images
+    from aecnn_utils.data.readers import scan_dataset
 
     df = scan_dataset(args.dataset, args.root, scheme=args.scheme)
     cached = cache_images(df, args.size, args.cache_dir, on_error=args.on_error)
@@ -50,7 +50,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, object]:
     YAML (numbers, lists, null), dotted keys reach nested fields such as ``augment``."""
     import yaml
 
-    from .config import ConfigError
+    from aecnn_utils.training.config import ConfigError
 
     overrides: dict[str, object] = {}
     for item in items:
@@ -73,10 +73,10 @@ def parse_overrides(items: Sequence[str]) -> dict[str, object]:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from . import grid as G
-    from .config import profile_config
-    from .data.prepare import prepare_data
-    from .train import train_config
+    from aecnn_utils.experiments import grid as G
+    from aecnn_utils.training.config import profile_config
+    from aecnn_utils.training.engine import train_config
+    from aecnn_utils.training.prepare import prepare_data
 
     overrides = parse_overrides(args.set or [])
     for key, value in (("data_root", args.data_root), ("epochs", args.epochs),
@@ -98,9 +98,9 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    from .data.prepare import prepare_data
-    from .finetune import check_labelled, finetune_config
-    from .train import train_run
+    from aecnn_utils.training.engine import train_run
+    from aecnn_utils.training.finetune import check_labelled, finetune_config
+    from aecnn_utils.training.prepare import prepare_data
 
     config = finetune_config(args.run, args.dataset, args.root, cells=args.cells,
                              train=args.train, **parse_overrides(args.set or []))
@@ -117,7 +117,7 @@ def _finetune(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .external import evaluate_run, summary_line
+    from aecnn_utils.deploy.evaluate import evaluate_run, summary_line
 
     result = evaluate_run(args.run, args.dataset, args.root, args.out, device=args.device,
                           on_error=args.on_error)
@@ -125,7 +125,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from .predict import predict, summary_line, write_predictions
+    from aecnn_utils.deploy.predict import predict, summary_line, write_predictions
 
     table = predict(args.model, args.images, batch_size=args.batch_size, device=args.device,
                     on_error=args.on_error, progress=False if args.no_progress else None)
@@ -135,7 +135,13 @@ def _predict(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from .export import calibration_images, export_onnx, parity, quantize_int8, read_metadata
+    from aecnn_utils.deploy.export import (
+        calibration_images,
+        export_onnx,
+        parity,
+        quantize_int8,
+        read_metadata,
+    )
 
     path = export_onnx(args.model, args.out)
     size = read_metadata(path)["image_size"]
@@ -161,7 +167,7 @@ def _show(result: G.GridResult, comparisons: list[G.Comparison], pretty: pd.Data
     """Print a grid's table, caption and words; with ``--out`` also write its files."""
     import pandas as pd
 
-    from .report import write_grid
+    from aecnn_utils.reporting.tables import write_grid
 
     print(caption)
     with pd.option_context("display.width", 220, "display.max_colwidth", 44):
@@ -173,9 +179,9 @@ def _show(result: G.GridResult, comparisons: list[G.Comparison], pretty: pd.Data
 
 
 def _tune(args: argparse.Namespace) -> None:
-    from . import grid as G
-    from . import report
-    from .tune import tune
+    from aecnn_utils.experiments import grid as G
+    from aecnn_utils.experiments.tune import tune
+    from aecnn_utils.reporting import tables as report
 
     result = tune(args.profile, args.models, args.lrs, args.runs_dir, write=not args.dry_run,
                   seeds=args.seeds, **_grid_overrides(args))
@@ -187,9 +193,8 @@ def _tune(args: argparse.Namespace) -> None:
 
 
 def _study(args: argparse.Namespace) -> None:
-    from . import grid as G
-    from .report import write_table
-    from .study import (
+    from aecnn_utils.experiments import grid as G
+    from aecnn_utils.experiments.study import (
         PROCEDURE,
         STUDY_METRICS,
         record_study,
@@ -198,6 +203,7 @@ def _study(args: argparse.Namespace) -> None:
         study_tables,
         study_words,
     )
+    from aecnn_utils.reporting.tables import write_table
 
     overrides = {"model": args.model, **_grid_overrides(args)}
     grid = study_grid(args.profile, args.methods, settings=args.settings,
@@ -220,8 +226,13 @@ def _study(args: argparse.Namespace) -> None:
 
 
 def _ablation(args: argparse.Namespace) -> None:
-    from . import grid as G
-    from .ablation import ablation_comparisons, ablation_grid, ablation_metrics, ablation_words
+    from aecnn_utils.experiments import grid as G
+    from aecnn_utils.experiments.ablation import (
+        ablation_comparisons,
+        ablation_grid,
+        ablation_metrics,
+        ablation_words,
+    )
 
     overrides = _grid_overrides(args)
     grid = ablation_grid(args.profile, args.ablations, settings=args.settings, seeds=args.seeds)
@@ -239,8 +250,8 @@ def _ablation(args: argparse.Namespace) -> None:
 def _grid_arguments(p: argparse.ArgumentParser) -> None:
     """The options every grid command shares."""
     p.add_argument("--seeds", nargs="+", type=int, default=None,
-                   help="training seeds across datasets (default: aecnn_utils.grid.CROSS_SEEDS "
-                        "of the profile, else its own)")
+                   help="training seeds across datasets (default: "
+                        "aecnn_utils.experiments.grid.CROSS_SEEDS of the profile, else its own)")
     p.add_argument("--out", default=None,
                    help="folder to write the table (records CSV, Markdown, LaTeX) and its "
                         "paired comparisons to")
@@ -248,7 +259,7 @@ def _grid_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import published_dir, run_notebooks
+    from aecnn_utils.reporting.reproduce import published_dir, run_notebooks
 
     run_notebooks(args.profile, args.data_root, seed=args.seed, device=args.device,
                   only=args.only, publish=published_dir(args.profile) if args.publish else None,
@@ -256,8 +267,8 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _claims(args: argparse.Namespace) -> None:
-    from .claims import ledger, ledger_markdown, write_ledger
-    from .data.sources import project_dir
+    from aecnn_utils.data.sources import project_dir
+    from aecnn_utils.reporting.claims import ledger, ledger_markdown, write_ledger
 
     folder = Path(args.figures or project_dir() / "figures") / args.profile
     entries = ledger(folder)
@@ -268,13 +279,13 @@ def _claims(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aecnn`` command."""
-    from .ablation import ABLATIONS
-    from .config import FINETUNE_MODES, PROFILE_NAMES
-    from .data.synthetic import CRIC_LAYOUTS
-    from .data.taxonomy import DATASET_NAMES, SCHEMES
-    from .models import MODELS
-    from .runs import IF_EXISTS
-    from .study import METHODS, SETTINGS
+    from aecnn_utils.data.synthetic import CRIC_LAYOUTS
+    from aecnn_utils.data.taxonomy import DATASET_NAMES, SCHEMES
+    from aecnn_utils.experiments.ablation import ABLATIONS
+    from aecnn_utils.experiments.study import METHODS, SETTINGS
+    from aecnn_utils.models import MODELS
+    from aecnn_utils.training.config import FINETUNE_MODES, PROFILE_NAMES
+    from aecnn_utils.training.runs import IF_EXISTS
 
     parser = argparse.ArgumentParser(prog="aecnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -366,11 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("tune", help="learning-rate grid per model, chosen on the selection "
-                                    "halves; writes aecnn_utils/profiles/<profile>_tuned.yaml")
+                                    "halves; writes <profile>_tuned.yaml in "
+                                    "aecnn_utils/training/profiles/")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--lrs", nargs="+", type=float, default=None,
-                   help="learning rates (default: the profile's grid, aecnn_utils.tune)")
+                   help="learning rates (default: the profile's grid, "
+                        "aecnn_utils.experiments.tune)")
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
     p.add_argument("--dry-run", action="store_true", help="print the table, record nothing")
@@ -381,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "across datasets and in-domain, print its table")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
-                   help="default: every method of aecnn_utils.study.METHODS")
+                   help="default: every method of aecnn_utils.experiments.study.METHODS")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     p.add_argument("--no-reference", action="store_true",
                    help="leave out the nucleus-feature reference row")
@@ -398,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "their table and what they say about the paper's claims")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
     p.add_argument("--ablations", nargs="+", default=None, choices=list(ABLATIONS),
-                   help="default: every ablation of aecnn_utils.ablation.ABLATIONS")
+                   help="default: every ablation of aecnn_utils.experiments.ablation.ABLATIONS")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
@@ -430,10 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad data or parameters end with a one-line error and exit code 2."""
-    from .data.errors import DataError
-    from .export import MissingDependency
-    from .reproduce import NotebookFailed
-    from .train import RunInterrupted, TrainingDiverged
+    from aecnn_utils.data.errors import DataError
+    from aecnn_utils.deploy.export import MissingDependency
+    from aecnn_utils.reporting.reproduce import NotebookFailed
+    from aecnn_utils.training.engine import RunInterrupted, TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:

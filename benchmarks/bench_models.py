@@ -4,7 +4,7 @@
 
 Every model is measured in one process, interleaved, after warm-up; each figure is the median
 of --reps repetitions and is printed with its ratio to MobileNetV3-Small and ResNet-50 measured
-in the same run (`aecnn_utils.bench`). The table is measured twice: plain, and as the trainer
+in the same run (`aecnn_utils.deploy.bench`). The table is measured twice: plain, and as the trainer
 runs (channels_last, plus mixed precision on a GPU). The data pipeline's throughput (the
 profile's training loader) is printed against AECNN's training throughput (both layer tables),
 ONNX Runtime (float32 and int8) is measured against PyTorch eager on a CPU,
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from aecnn_utils.bench import markdown_table, run_benchmark, target_table
-from aecnn_utils.config import PROFILE_NAMES
-from aecnn_utils.io import atomic_write_json, atomic_write_text
+from aecnn_utils.core.io import atomic_write_json, atomic_write_text
+from aecnn_utils.deploy.bench import markdown_table, run_benchmark, target_table
+from aecnn_utils.training.config import PROFILE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = ["name", "params_M", "GMACs", "train_img_s", "infer_img_s", "infer_fused_img_s",
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="whose figures/ folder and training loader (default cpu)")
     parser.add_argument("--sizes", nargs="+", type=int, default=[96, 224])
     parser.add_argument("--models", nargs="+", default=None,
-                        help="row names to keep (default: all of aecnn_utils.bench.BENCH_MODELS)")
+                        help="row names to keep (default: all of "
+                             "aecnn_utils.deploy.bench.BENCH_MODELS)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2, help="timed calls per repetition")

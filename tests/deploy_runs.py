@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from aecnn_utils.config import profile_config
 from aecnn_utils.data.synthetic import generate_all
-from aecnn_utils.train import train_run
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.engine import train_run
 
 
 def deploy_data(base: Path) -> Path:

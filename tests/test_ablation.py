@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from aecnn_utils import grid as G
-from aecnn_utils.ablation import (
+from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments.ablation import (
     ABLATIONS,
     REFERENCE,
     ablation_comparisons,
@@ -18,9 +18,9 @@ from aecnn_utils.ablation import (
     ablation_metrics,
     ablation_words,
 )
+from aecnn_utils.experiments.study import study_grid
 from aecnn_utils.models import build_model
-from aecnn_utils.study import study_grid
-from aecnn_utils.train import make_loss
+from aecnn_utils.training.engine import make_loss
 
 
 def ablation_config(profile: str, name: str, setting: str = "cross") -> object:

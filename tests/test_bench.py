@@ -1,5 +1,5 @@
-"""The benchmark along the user's path (make bench -> script -> aecnn_utils.bench -> JSON); it
-checks what is measured and how it is reported, never how fast anything is."""
+"""The benchmark along the user's path (make bench -> script -> aecnn_utils.deploy.bench -> JSON);
+it checks what is measured and how it is reported, never how fast anything is."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aecnn_utils import grid as G
-from aecnn_utils.bench import (
+from aecnn_utils.deploy.bench import (
     BENCH_MODELS,
     Candidate,
     add_ratios,
     bench_speed,
     train_peak_memory,
 )
+from aecnn_utils.experiments import grid as G
 from aecnn_utils.models import ATTENTION_MODES, count_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def _speed() -> pd.DataFrame:
 
 
 def test_targets_are_checked_on_the_ratios_measured_at_224() -> None:
-    from aecnn_utils.bench import target_table
+    from aecnn_utils.deploy.bench import target_table
 
     targets = target_table(_speed()).set_index(["model", "target"])
     fast, base = "AECNN (parallel)", "AECNN base (parallel)"
@@ -141,14 +141,14 @@ def _layers(diff: float, low: float, high: float, shown: bool) -> G.Comparison:
 
 
 def test_efficiency_table_and_summary_word_the_paired_comparison() -> None:
-    from aecnn_utils.bench import efficiency_summary, efficiency_table, target_table
+    from aecnn_utils.deploy.bench import efficiency_summary, efficiency_table, target_table
 
     aucs = [_auc("AECNN base (parallel)", 0.70, 0.60, 0.80, 3),
             _auc("AECNN (parallel)", 0.68, 0.58, 0.78, 3), _auc("ResNet-50", 0.75, 0.65,
                                                                 0.85, 1)]
     table = efficiency_table(_speed(), aucs, 224)
     assert table.set_index("name")["auc"].isna().tolist() == [False, False, True, False]
-    from aecnn_utils import plots
+    from aecnn_utils.reporting import plots
 
     legend = [t.get_text() for t in plots.plot_speed_vs_auc(table).legends[0].get_texts()]
     assert legend == ["AECNN base (parallel) (3 seeds)", "AECNN (parallel) (3 seeds)",
@@ -180,7 +180,7 @@ def test_efficiency_table_and_summary_word_the_paired_comparison() -> None:
 
 
 def test_readme_table_has_throughput_and_ratios_per_size() -> None:
-    from aecnn_utils.bench import markdown_table
+    from aecnn_utils.deploy.bench import markdown_table
 
     text = markdown_table(_speed())
     assert text.splitlines()[0] == ("| model | parameters | GMACs (224 px) | training img/s "
@@ -190,7 +190,7 @@ def test_readme_table_has_throughput_and_ratios_per_size() -> None:
 
 def test_notebook_benchmark_reuses_make_bench_output_or_measures(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aecnn_utils.bench import load_or_measure
+    from aecnn_utils.deploy.bench import load_or_measure
 
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "bench_models.json"
@@ -211,13 +211,13 @@ def test_notebook_benchmark_reuses_make_bench_output_or_measures(
 
 def test_model_aucs_come_from_the_profiles_runs(synthetic_root: Path, tmp_path: Path) -> None:
     """Every row is an arm of one grid (trained here), scored nested and compared paired."""
-    from aecnn_utils import bench
-    from aecnn_utils.runs import load_run
+    from aecnn_utils.experiments import efficiency
+    from aecnn_utils.training.runs import load_run
 
     names = ["AECNN (parallel)", "AECNN base (parallel)", "MobileNetV3-Small"]
-    result = bench.model_aucs("smoke", tmp_path, names=names, progress=False,
-                              data_root=str(synthetic_root), epochs=1, n_boot=20,
-                              num_workers=0)
+    result = efficiency.model_aucs("smoke", tmp_path, names=names, progress=False,
+                                   data_root=str(synthetic_root), epochs=1, n_boot=20,
+                                   num_workers=0)
     assert [e.arm for e in result.estimates()] == names
     (fast,) = result.runs["cross", "AECNN (parallel)", ""]
     assert fast.config.model_kwargs == {}  # the default table
@@ -228,16 +228,16 @@ def test_model_aucs_come_from_the_profiles_runs(synthetic_root: Path, tmp_path: 
     stored = (np.mean([s["test"]["roc_auc"] for s in metrics["splits"]["per_split"]])
               if "splits" in metrics else metrics["test"]["roc_auc"])
     assert result.estimate("AECNN (parallel)", "roc_auc").value == pytest.approx(stored)
-    layers = bench.layer_comparison(result)
+    layers = efficiency.layer_comparison(result)
     assert (layers.first, layers.second, layers.family) == (names[0], names[1], 1)
     assert layers.low <= layers.diff <= layers.high
-    assert bench.layer_comparison(bench.model_aucs(
+    assert efficiency.layer_comparison(efficiency.model_aucs(
         "smoke", tmp_path, names=names[2:], progress=False, data_root=str(synthetic_root),
         epochs=1, n_boot=20, num_workers=0)) is None
 
 
 def test_onnx_runtime_is_measured_beside_eager_float32_and_int8() -> None:
-    from aecnn_utils.bench import markdown_table
+    from aecnn_utils.deploy.bench import markdown_table
 
     table = bench_speed(SMALL, 32, batch=4, reps=1, calls=1, onnx=True, channels_last=True,
                         progress=False)

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from aecnn_utils import report
 from aecnn_utils.__main__ import main
-from aecnn_utils.calibration import (
+from aecnn_utils.deploy.export import export_onnx, read_metadata
+from aecnn_utils.evaluation.calibration import (
     apply_temperature,
     brier,
     calibration_scores,
@@ -25,10 +25,10 @@ from aecnn_utils.calibration import (
     reliability_bins,
     scale_threshold,
 )
-from aecnn_utils.config import profile_config
-from aecnn_utils.data.prepare import prepare_data
-from aecnn_utils.export import export_onnx, read_metadata
-from aecnn_utils.train import train_run
+from aecnn_utils.reporting import tables as report
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.engine import train_run
+from aecnn_utils.training.prepare import prepare_data
 
 from .deploy_runs import deploy_data, deploy_run
 

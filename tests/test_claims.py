@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aecnn_utils import claims
 from aecnn_utils.__main__ import main
+from aecnn_utils.reporting import claims
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 COMPARISON = {"setting": "cross", "first": "aecnn", "second": "mobilenet_v3_small",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from aecnn_utils.__main__ import main
-from aecnn_utils.config import ConfigError
-from aecnn_utils.reproduce import NotebookFailed, notebook_paths, run_notebooks
+from aecnn_utils.reporting.reproduce import NotebookFailed, notebook_paths, run_notebooks
+from aecnn_utils.training.config import ConfigError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -81,7 +81,7 @@ def test_reproduce_injects_parameters_and_writes_outputs(
 
 
 def test_reproduce_refuses_a_parameter_no_notebook_declares(tmp_path: Path) -> None:
-    from aecnn_utils.config import ConfigError
+    from aecnn_utils.training.config import ConfigError
 
     with pytest.raises(ConfigError, match="ablations are declared by none of 00_overview"):
         run_notebooks("smoke", runs_dir=tmp_path, only=["00"], params={"ablations": []},
@@ -128,7 +128,7 @@ def test_cli_train_smoke(tmp_path: Path, synthetic_root: Path,
 
 
 def test_environment_summary_names_versions_and_device() -> None:
-    from aecnn_utils.device import environment_summary, resolve_device
+    from aecnn_utils.core.device import environment_summary, resolve_device
 
     env = environment_summary("cpu")
     assert env["device"] == "cpu" and env["torch"].startswith("2.")
@@ -138,7 +138,7 @@ def test_environment_summary_names_versions_and_device() -> None:
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
 def test_cuda_request_without_gpu_is_a_clear_error() -> None:
-    from aecnn_utils.device import resolve_device
+    from aecnn_utils.core.device import resolve_device
 
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda")

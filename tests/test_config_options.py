@@ -11,13 +11,20 @@ import torch
 from torch import nn
 
 from aecnn_utils.__main__ import main, parse_overrides
-from aecnn_utils.config import MONITORS, OPTIMIZERS, PROTOCOLS, SCHEDULES, ConfigError, RunConfig
-from aecnn_utils.config import profile_config as _profile
 from aecnn_utils.data.cache import RESIZE_MODES
 from aecnn_utils.data.taxonomy import SCHEMES
-from aecnn_utils.losses import LOSS_NAMES, WEIGHT_METHODS, FocalLoss, HybridLoss
 from aecnn_utils.models import MODELS
-from aecnn_utils.train import make_loss, train_run
+from aecnn_utils.training.config import (
+    MONITORS,
+    OPTIMIZERS,
+    PROTOCOLS,
+    SCHEDULES,
+    ConfigError,
+    RunConfig,
+)
+from aecnn_utils.training.config import profile_config as _profile
+from aecnn_utils.training.engine import make_loss, train_run
+from aecnn_utils.training.losses import LOSS_NAMES, WEIGHT_METHODS, FocalLoss, HybridLoss
 
 # what a value needs besides itself to be a runnable smoke config
 _COMPANIONS: dict[tuple[str, object], dict] = {
@@ -163,7 +170,7 @@ def test_cli_nested_override_reaches_the_run(synthetic_root: Path, tmp_path: Pat
 def test_base_layer_table_reaches_the_run_and_trains_channels_last_on_the_cpu(
         synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import aecnn_utils.train as train_module
+    import aecnn_utils.training.engine as train_module
     from aecnn_utils.models import layer_table, load_trained_model
 
     formats = []

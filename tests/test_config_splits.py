@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aecnn_utils.config import PROFILE_NAMES, ConfigError, RunConfig, profile_config
 from aecnn_utils.data.readers import scan_dataset
-from aecnn_utils.splits import group_folds, grouped_split, make_splits
+from aecnn_utils.data.splits import group_folds, grouped_split
+from aecnn_utils.training.config import PROFILE_NAMES, ConfigError, RunConfig, profile_config
+from aecnn_utils.training.prepare import make_splits
 
 
 def test_paper_profile_is_section_4() -> None:

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from aecnn_utils.config import RunConfig, profile_config
 from aecnn_utils.data.cache import cache_images, square_resize
 from aecnn_utils.data.images import load_image
-from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.segment import (
     NUCLEUS_FEATURES,
     NUCLEUS_FIELD,
@@ -30,10 +28,12 @@ from aecnn_utils.data.transforms import (
     augmentations,
     compute_norm_stats,
 )
-from aecnn_utils.evaluation import softmax
 from aecnn_utils.models import load_trained_model
-from aecnn_utils.runs import checkpoint_probs, evaluate_checkpoint
-from aecnn_utils.train import train_run
+from aecnn_utils.training.config import RunConfig, profile_config
+from aecnn_utils.training.engine import train_run
+from aecnn_utils.training.prepare import prepare_data
+from aecnn_utils.training.runs import checkpoint_probs, evaluate_checkpoint
+from aecnn_utils.training.scoring import softmax
 
 
 def _herlev_cells(root: Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -162,7 +162,7 @@ def test_padding_bars_are_never_cell(synthetic_root: Path) -> None:
 
 
 def test_a_new_segmentation_is_a_new_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from aecnn_utils import config as C
+    from aecnn_utils.training import config as C
 
     cell, pad = RunConfig(resize_mode="cell"), RunConfig()
     before = cell.fingerprint(), pad.fingerprint()

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from aecnn_utils.config import profile_config
-from aecnn_utils.data.prepare import prepare_data
-from aecnn_utils.evaluation import select_epoch, split_halves, val_metrics
-from aecnn_utils.train import train_run
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.engine import train_run
+from aecnn_utils.training.prepare import prepare_data
+from aecnn_utils.training.scoring import select_epoch, split_halves, val_metrics
 
 
 def test_select_epoch_replays_early_stopping() -> None:
@@ -60,8 +60,8 @@ def test_intervals_resample_slides(synthetic_root: Path, tmp_path: Path,
     m = train_run(config, tmp_path, cache_dir=cache_dir, progress=False).metrics
     assert m["ci_unit"] == "patient_or_slide"
     assert {"sens_at_spec95", "spec_at_sens90", "balanced_accuracy"} <= set(m["test_ci"])
-    from aecnn_utils import metrics as M
-    from aecnn_utils.runs import load_run
+    from aecnn_utils.evaluation import metrics as M
+    from aecnn_utils.training.runs import load_run
 
     preds = __import__("pandas").read_csv(load_run(next((tmp_path / "smoke").iterdir()))
                                           .run_dir / "predictions_test.csv")
@@ -75,8 +75,8 @@ def test_finished_runs_are_rescored_from_their_outputs(synthetic_root: Path, tmp
                                                        cache_dir: Path) -> None:
     import json
 
-    from aecnn_utils.config import ConfigError
-    from aecnn_utils.train import EVALUATION_VERSION
+    from aecnn_utils.training.config import ConfigError
+    from aecnn_utils.training.engine import EVALUATION_VERSION
 
     config = profile_config("smoke", data_root=str(synthetic_root), test=("herlev",),
                             image_size=32, epochs=2, n_boot=20, num_workers=0)
@@ -122,7 +122,7 @@ def test_the_validation_loss_runs_on_the_loss_device() -> None:
 
 def test_split_halves_are_drawn_once_per_cells_and_seed(synthetic_root: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from aecnn_utils import evaluation
+    from aecnn_utils.training import scoring as evaluation
 
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
     config = profile_config("smoke", data_root=str(synthetic_root), image_size=32,

@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from aecnn_utils import plots
-from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.readers import annotated_nucleus
-from aecnn_utils.explain import (
+from aecnn_utils.evaluation.metrics import bootstrap_group_mean
+from aecnn_utils.experiments.explain import (
     cam_layer,
     explain_run,
     grad_cam,
@@ -20,9 +19,10 @@ from aecnn_utils.explain import (
     nucleus_share,
     nucleus_table,
 )
-from aecnn_utils.metrics import bootstrap_group_mean
 from aecnn_utils.models import build_model
-from aecnn_utils.runs import load_run
+from aecnn_utils.reporting import plots
+from aecnn_utils.training.prepare import prepare_data
+from aecnn_utils.training.runs import load_run
 
 from .deploy_runs import deploy_run
 

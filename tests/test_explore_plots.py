@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aecnn_utils import plots
 from aecnn_utils.data.errors import DatasetNotFoundError
 from aecnn_utils.data.explore import (
     image_statistics,
@@ -21,6 +20,7 @@ from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.sources import resolve_data_source
 from aecnn_utils.data.synthetic import SYNTHETIC_NOTICE
 from aecnn_utils.data.transforms import single_augmentations
+from aecnn_utils.reporting import plots
 
 from .conftest import SYNTHETIC_PER_CLASS
 

@@ -13,7 +13,7 @@ import pytest
 
 from aecnn_utils.__main__ import main
 from aecnn_utils.data.readers import scan_dataset
-from aecnn_utils.export import (
+from aecnn_utils.deploy.export import (
     ONNX_FORMAT,
     OnnxClassifier,
     calibration_images,
@@ -24,8 +24,8 @@ from aecnn_utils.export import (
     quantize_int8,
     read_metadata,
 )
+from aecnn_utils.deploy.predict import Preprocess, find_images
 from aecnn_utils.models import load_trained_model
-from aecnn_utils.predict import Preprocess, find_images
 
 from .deploy_runs import deploy_data, deploy_run, rewrite_checkpoint
 
@@ -175,7 +175,7 @@ def test_export_errors_are_one_line(tmp_path: Path, run_dir: Path,
 
 def test_int8_report_compares_auc_and_speed_on_the_validation_cells(
         run_dir: Path, tmp_path: Path) -> None:
-    from aecnn_utils.export import int8_report, run_cells
+    from aecnn_utils.deploy.export import int8_report, run_cells
 
     report = int8_report(run_dir, tmp_path, calibration=24, reps=1)
     images, labels = run_cells(run_dir, "val")

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from aecnn_utils import metrics as M
 from aecnn_utils.__main__ import main
-from aecnn_utils.calibration import apply_temperature, log_probs
-from aecnn_utils.config import profile_config
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.synthetic import generate_dataset
-from aecnn_utils.external import evaluate_run
-from aecnn_utils.train import train_run
+from aecnn_utils.deploy.evaluate import evaluate_run
+from aecnn_utils.evaluation import metrics as M
+from aecnn_utils.evaluation.calibration import apply_temperature, log_probs
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.engine import train_run
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,15 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from aecnn_utils.__main__ import main
-from aecnn_utils.config import ConfigError, RunConfig, profile_config
 from aecnn_utils.data.errors import DatasetNotFoundError
-from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.readers import scan_dataset
+from aecnn_utils.data.splits import draw_cells, grouped_split
 from aecnn_utils.data.synthetic import generate_dataset
-from aecnn_utils.finetune import classifier_head, finetune_config, load_source
 from aecnn_utils.models import build_model
-from aecnn_utils.splits import draw_cells, grouped_split, make_splits
-from aecnn_utils.train import train_run
+from aecnn_utils.training.config import ConfigError, RunConfig, profile_config
+from aecnn_utils.training.engine import train_run
+from aecnn_utils.training.finetune import classifier_head, finetune_config, load_source
+from aecnn_utils.training.prepare import make_splits, prepare_data
 
 SMALL = {"image_size": 32, "n_boot": 20, "num_workers": 0}
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from aecnn_utils.__main__ import main
-from aecnn_utils.config import profile_config
-from aecnn_utils.data.prepare import prepare_data
-from aecnn_utils.runs import evaluate_checkpoint
-from aecnn_utils.train import train_run
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.engine import train_run
+from aecnn_utils.training.prepare import prepare_data
+from aecnn_utils.training.runs import evaluate_checkpoint
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aecnn_utils import grid as G
-from aecnn_utils import metrics as M
+from aecnn_utils.evaluation import metrics as M
+from aecnn_utils.experiments import grid as G
 
 
 def _cells(rng: np.random.Generator, n_slides: int, per_slide: int) -> pd.DataFrame:
@@ -298,10 +298,10 @@ def test_study_grid_along_the_cli_nested_figures_are_the_runs_own(
     split's selection value and report-half AUC in metrics.json)."""
     import yaml
 
-    from aecnn_utils import config as C
     from aecnn_utils.__main__ import main
-    from aecnn_utils.runs import load_run
-    from aecnn_utils.study import PROCEDURE, REFERENCE
+    from aecnn_utils.experiments.study import PROCEDURE, REFERENCE, STUDY_METRICS
+    from aecnn_utils.training import config as C
+    from aecnn_utils.training.runs import load_run
 
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
@@ -311,9 +311,10 @@ def test_study_grid_along_the_cli_nested_figures_are_the_runs_own(
             *(f"{k}={v if k != 'test' else '[herlev]'}" for k, v in SMALL.items())]
     assert main(argv) == 0
     records = pd.read_csv(tmp_path / "out" / "study.csv")
+    assert (tmp_path / "out" / "study_val_threshold.md").is_file()
     arms = ["plain", "input: grey", PROCEDURE, REFERENCE]
     assert set(records["arm"]) == set(arms)
-    assert len(records) == len(arms) * 2 * len(G.SCREENING)  # arms x settings x metrics
+    assert len(records) == len(arms) * 2 * len(STUDY_METRICS)  # arms x settings x metrics
     cross = records[(records["setting"] == "cross")].set_index(["arm", "metric"])
     assert cross.loc[("plain", "roc_auc"), "n_seeds"] == 2
     assert cross.loc[("plain", "roc_auc"), "n_splits"] == 2
@@ -344,7 +345,7 @@ def test_study_grid_along_the_cli_nested_figures_are_the_runs_own(
 
 
 def test_forest_plot_and_numeric_table_of_a_grid(tmp_path) -> None:
-    from aecnn_utils import plots
+    from aecnn_utils.reporting import plots
 
     first, second = _two_arms(5, 2.4, 1.0, n_boot=200)
     comparisons = G.compare_scores([(first, second, "roc_auc"), (second, first, "roc_auc")])

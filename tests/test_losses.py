@@ -1,4 +1,5 @@
-"""Tests of aecnn_utils.losses: focal loss (Eq. 6), weighted CE and the hybrid loss (Eq. 5)."""
+"""Tests of aecnn_utils.training.losses: focal loss (Eq. 6), weighted CE and the hybrid loss (Eq.
+5)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aecnn_utils.losses import (
+from aecnn_utils.training.losses import (
     LOSS_NAMES,
     FocalLoss,
     HybridLoss,

@@ -1,4 +1,5 @@
-"""Tests of aecnn_utils.metrics: metrics vs scikit-learn, bootstrap CIs, thresholds, reports."""
+"""Tests of aecnn_utils.evaluation.metrics: metrics vs scikit-learn, bootstrap CIs, thresholds,
+reports."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from aecnn_utils.metrics import (
+from aecnn_utils.evaluation.metrics import (
     SCALAR_METRICS,
     _predict,
     batch_metrics,

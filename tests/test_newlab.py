@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aecnn_utils import grid as G
-from aecnn_utils import newlab as N
-from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.readers import scan_dataset
+from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import newlab as N
+from aecnn_utils.training.prepare import prepare_data
 
 SMALL = {"image_size": 32, "num_workers": 0}
 

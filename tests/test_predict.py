@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from aecnn_utils.__main__ import main
-from aecnn_utils.calibration import apply_temperature, log_probs
 from aecnn_utils.data.cache import cache_images, transformed_cache
 from aecnn_utils.data.errors import DataWarning
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.transforms import InputPrep, NormStats, build_eval_transform
-from aecnn_utils.export import export_onnx
-from aecnn_utils.external import evaluate_run
-from aecnn_utils.predict import Preprocess, find_images
+from aecnn_utils.deploy.evaluate import evaluate_run
+from aecnn_utils.deploy.export import export_onnx
+from aecnn_utils.deploy.predict import Preprocess, find_images
+from aecnn_utils.evaluation.calibration import apply_temperature, log_probs
 
 from .deploy_runs import deploy_data, deploy_run, rewrite_checkpoint
 

@@ -11,7 +11,12 @@ import nbformat
 import numpy as np
 import pytest
 
-from aecnn_utils.reproduce import MACHINE_PATH, notebook_paths, publish_notebook, published_dir
+from aecnn_utils.reporting.reproduce import (
+    MACHINE_PATH,
+    notebook_paths,
+    publish_notebook,
+    published_dir,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -20,9 +25,7 @@ MAX_BYTES = 1_000_000
 #: Notebooks whose code moved ahead of their executed cpu copy because the runs their new code
 #: reads are still training: notebook -> why. The README names each under "Being regenerated"
 #: (tested below); the copy is then older than the code and says so there, and nowhere else.
-PENDING: dict[str, str] = {
-    "08": "its published copy explains the base layer table's AECNN (before the fast table became "
-          "the default); regenerating it trains its models with checkpoints again"}
+PENDING: dict[str, str] = {}
 
 
 def _code(nb: nbformat.NotebookNode) -> list[str]:
@@ -104,7 +107,7 @@ def test_published_run_records_are_whole_runs(run_dir: Path) -> None:
     """Each committed run record (no checkpoints) reads back as a finished run whose stored
     outputs hold every epoch each split chose, and whose folder is its config's run id."""
     from aecnn_utils.models import MODELS
-    from aecnn_utils.runs import load_run
+    from aecnn_utils.training.runs import load_run
 
     run = load_run(run_dir)
     assert run.metrics["run_id"] == run_dir.name
@@ -144,7 +147,7 @@ def test_every_run_of_the_cpu_grids_is_published() -> None:
     AECNN's layer table, must not orphan a published run)."""
     import json
 
-    from aecnn_utils import ablation, bench, study, tune
+    from aecnn_utils.experiments import ablation, efficiency, study, tune
 
     published = PUBLISHED_RUNS / "cpu"
     fingerprints = {}
@@ -152,7 +155,7 @@ def test_every_run_of_the_cpu_grids_is_published() -> None:
         run_id = path.parent.name
         fingerprints[run_id.split("_")[1]] = json.loads(path.read_text())["data_fingerprint"]
     grids = [tune.model_grid("cpu", ["aecnn", "mobilenet_v3_small"]), study.study_grid("cpu"),
-             ablation.ablation_grid("cpu"), bench.efficiency_grid("cpu", [
+             ablation.ablation_grid("cpu"), efficiency.efficiency_grid("cpu", [
                  "AECNN (parallel)", "AECNN base (parallel)", "MobileNetV3-Small"])]
     missing = []
     for grid in grids:

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aecnn_utils import grid as G
-from aecnn_utils import metrics as M
-from aecnn_utils import plots, report
-from aecnn_utils.config import profile_config
-from aecnn_utils.data.prepare import prepare_data
-from aecnn_utils.train import RunResult, train_run
+from aecnn_utils.evaluation import metrics as M
+from aecnn_utils.experiments import grid as G
+from aecnn_utils.reporting import plots
+from aecnn_utils.reporting import tables as report
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.engine import RunResult, train_run
+from aecnn_utils.training.prepare import prepare_data
 
 
 def _run(tmp: Path, model: str, seed: int, quality: float, **config_changes) -> RunResult:
@@ -78,7 +79,7 @@ def test_grid_table2_holds_our_records_beside_the_papers(tmp_path: Path) -> None
 def _table2_result() -> G.GridResult:
     """Two models x two learning rates x two seeds on 20 splits of synthetic cells, scored by
     the grid (AECNN's scores separate the classes better)."""
-    from aecnn_utils.tune import TABLE2_METRICS
+    from aecnn_utils.experiments.tune import TABLE2_METRICS
 
     from .test_grid import _cells, _halves, _probs
 

@@ -11,23 +11,20 @@ import pytest
 import torch
 import yaml
 
-from aecnn_utils import grid as G
-from aecnn_utils.config import profile_config
 from aecnn_utils.data.explore import ZOOM_SOURCES, image_statistics, scale_shortcut
 from aecnn_utils.data.loaders import CellDataset, make_loader
-from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.segment import NUCLEUS_FEATURES
 from aecnn_utils.data.transforms import build_eval_transform
-from aecnn_utils.domain import (
+from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments.domain import (
     domain_separability,
     embed_2d,
     penultimate_features,
     run_features,
 )
-from aecnn_utils.models import build_model
-from aecnn_utils.morphology import FEATURES_VERSION, NAME, fit_reference
-from aecnn_utils.study import (
+from aecnn_utils.experiments.morphology import FEATURES_VERSION, NAME, fit_reference
+from aecnn_utils.experiments.study import (
     METHODS,
     PROCEDURE,
     REFERENCE,
@@ -36,6 +33,9 @@ from aecnn_utils.study import (
     study_grid,
     study_words,
 )
+from aecnn_utils.models import build_model
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.prepare import prepare_data
 
 
 def study_config(profile: str, method: str, setting: str = "cross",
@@ -183,8 +183,8 @@ def test_elastic_irregularity_measures_the_outline_change(synthetic_root: Path) 
 def test_study_cli_prints_the_table_and_refuses_unknown_methods(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from aecnn_utils import config as C
     from aecnn_utils.__main__ import main
+    from aecnn_utils.training import config as C
 
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")

@@ -380,16 +380,16 @@ def test_nucleus_to_cytoplasm_ratio_grows_with_grade(data: dict[str, Path]) -> N
 def test_every_class_is_drawn_as_its_own_cell_type() -> None:
     """Normal classes are drawn from normal archetypes only, abnormal classes from abnormal ones
     (generator version 1 drew SIPaKMeD's rows in reverse class order)."""
-    from aecnn_utils.data.synthetic.styles import _CLASS_ARCHETYPES
+    from aecnn_utils.data.synthetic.styles import CLASS_ARCHETYPES
     from aecnn_utils.data.taxonomy import map_label
 
     normal = {"superficial", "intermediate", "parabasal", "metaplastic", "columnar"}
     for dataset in DATASET_NAMES:
-        assert list(_CLASS_ARCHETYPES[dataset]) == list(CLASSES[dataset])
-        for cls, mixture in _CLASS_ARCHETYPES[dataset].items():
+        assert list(CLASS_ARCHETYPES[dataset]) == list(CLASSES[dataset])
+        for cls, mixture in CLASS_ARCHETYPES[dataset].items():
             drawn_normal = set(mixture) <= normal
             assert drawn_normal == (map_label(dataset, cls, "binary") == "normal"), (dataset, cls)
-    sipakmed = _CLASS_ARCHETYPES["sipakmed"]
+    sipakmed = CLASS_ARCHETYPES["sipakmed"]
     assert set(sipakmed["Koilocytotic"]) == {"koilocyte"}
     assert set(sipakmed["Dyskeratotic"]) == {"dyskeratotic"}
     assert set(sipakmed["Parabasal"]) == {"parabasal"}

@@ -13,13 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from aecnn_utils.config import profile_config
 from aecnn_utils.data.errors import DatasetNotFoundError
-from aecnn_utils.data.prepare import prepare_data
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.synthetic import generate_all
-from aecnn_utils.runs import code_revision, evaluate_checkpoint, load_run
-from aecnn_utils.train import RunInterrupted, TrainingDiverged, lr_factor, train_run
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.engine import RunInterrupted, TrainingDiverged, lr_factor, train_run
+from aecnn_utils.training.prepare import prepare_data
+from aecnn_utils.training.runs import code_revision, evaluate_checkpoint, load_run
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path
 def test_kill_between_checkpoint_and_history_loses_no_row(
         learnable_root: Path, tmp_path: Path, cache_dir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import aecnn_utils.train as train_module
+    import aecnn_utils.training.engine as train_module
 
     config = _within(learnable_root, epochs=3, synthetic_per_class=24)
     data = prepare_data(config, cache_dir, progress=False)
@@ -198,7 +198,7 @@ def test_moved_data_finds_the_same_run(tmp_path: Path, cache_dir: Path,
         # the reused run reads its cells where they are now, not where they were trained
         assert again.config.data_root == str(root)
     shutil.rmtree(tmp_path / "data")
-    from aecnn_utils.domain import run_features
+    from aecnn_utils.experiments.domain import run_features
     assert run_features(again, {"train": np.array([0, 1]), "pool": np.array([0])}).shape[0] == 3
 
 
@@ -229,7 +229,7 @@ class _NaNAfterFirstEpoch(nn.Module):
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(
         learnable_root: Path, tmp_path: Path, cache_dir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import aecnn_utils.train as train_module
+    import aecnn_utils.training.engine as train_module
 
     config = _within(learnable_root, epochs=3, synthetic_per_class=24, batch_size=16)
     real_build = train_module.build_model
@@ -245,7 +245,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(
 
 def test_data_prepared_for_another_config_is_refused(learnable_root: Path, tmp_path: Path,
                                                      cache_dir: Path) -> None:
-    from aecnn_utils.config import ConfigError
+    from aecnn_utils.training.config import ConfigError
 
     config = _within(learnable_root, epochs=1)
     data = prepare_data(config, cache_dir, progress=False)

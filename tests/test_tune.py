@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from aecnn_utils import config as C
-from aecnn_utils import grid as G
-from aecnn_utils import plots, report
 from aecnn_utils.__main__ import main
-from aecnn_utils.config import profile_config
-from aecnn_utils.train import TrainingDiverged, train_run
-from aecnn_utils.tune import TABLE2_METRICS, model_grid, tune
+from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments.tune import TABLE2_METRICS, model_grid, tune
+from aecnn_utils.reporting import plots
+from aecnn_utils.reporting import tables as report
+from aecnn_utils.training import config as C
+from aecnn_utils.training.config import profile_config
+from aecnn_utils.training.engine import TrainingDiverged, train_run
 
 SMALL = {"image_size": 32, "epochs": 2, "n_splits": 2, "test": ("herlev",), "n_boot": 20,
          "num_workers": 0}
@@ -102,8 +103,8 @@ def test_local_imagenet_weights_add_a_separate_row(synthetic_root: Path, tmp_pat
     import torch
     from torchvision.models import mobilenet_v3_small
 
-    from aecnn_utils import report
     from aecnn_utils.models import pretrained_weights
+    from aecnn_utils.reporting import tables as report
 
     monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
     (tmp_path / "weights").mkdir()
@@ -144,7 +145,7 @@ def test_grids_never_read_the_tuned_record(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """An arm that sets no learning rate trains at the profile's own, whatever the record
     says; ``train`` (profile_config) takes the record, and the recipe."""
-    from aecnn_utils.study import study_grid
+    from aecnn_utils.experiments.study import study_grid
 
     monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
     C.update_tuned("smoke", {"aecnn": {"lr": 0.3}, "recipe": {"method": "input: grey",

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..io import atomic_path, atomic_write_json
-from .errors import CorruptImageError, DataWarning
-from .images import load_image
-from .segment import SEGMENTATION_VERSION, SEGMENTED_MODES, harmonise
+from aecnn_utils.core.io import atomic_path, atomic_write_json
+from aecnn_utils.data.errors import CorruptImageError, DataWarning
+from aecnn_utils.data.images import load_image
+from aecnn_utils.data.segment import SEGMENTATION_VERSION, SEGMENTED_MODES, harmonise
 
 CACHE_VERSION = 1
 RESIZE_MODES: tuple[str, ...] = ("pad", "stretch", "cell", "nucleus")

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import taxonomy
-from .cache import load_cell, row_box, square_resize
-from .segment import nucleus_features, segment
-from .transforms import AugmentConfig, single_augmentations
+from aecnn_utils.data import taxonomy
+from aecnn_utils.data.cache import load_cell, row_box, square_resize
+from aecnn_utils.data.segment import nucleus_features, segment
+from aecnn_utils.data.transforms import AugmentConfig, single_augmentations
 
 
 def label_counts(frames: dict[str, pd.DataFrame],

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import CorruptImageError, DatasetNotFoundError
+from aecnn_utils.data.errors import CorruptImageError, DatasetNotFoundError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 

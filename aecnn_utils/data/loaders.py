@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .cache import CachedImages
+from aecnn_utils.data.cache import CachedImages
 
 
 class CellDataset(Dataset):

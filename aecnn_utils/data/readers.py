@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import taxonomy
-from .errors import DatasetNotFoundError, DataWarning, LabelError, LayoutError
-from .images import image_size, is_image_file, load_image
+from aecnn_utils.data import taxonomy
+from aecnn_utils.data.errors import DatasetNotFoundError, DataWarning, LabelError, LayoutError
+from aecnn_utils.data.images import image_size, is_image_file, load_image
 
 COLUMNS: tuple[str, ...] = (
     "path", "dataset", "source_class", "label_name", "label", "patient_or_slide",
@@ -240,7 +240,7 @@ def _is_herlev_root(root: Path) -> bool:
     return any((root / c).is_dir() for c in taxonomy.source_classes("herlev"))
 
 
-def _is_herlev_mask(p: Path) -> bool:
+def is_herlev_mask(p: Path) -> bool:
     return p.stem.lower().endswith("-d")
 
 
@@ -287,7 +287,7 @@ def scan_herlev(root: str | Path, scheme: str = "binary") -> pd.DataFrame:
         if folder.name not in known:
             raise LabelError(f"unknown Herlev class folder {folder}: expected only "
                              f"{', '.join(known)}. Rename or remove the folder.")
-        rows += _collect(folder, "herlev", folder.name, _slide_of, skip=_is_herlev_mask)
+        rows += _collect(folder, "herlev", folder.name, _slide_of, skip=is_herlev_mask)
     _check_classes((f.name for f in folders), "herlev", root)
     return _frame(rows, "herlev", scheme)
 

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DatasetNotFoundError
-from .readers import READERS
-from .synthetic import SYNTHETIC_NOTICE, generate_all, is_synthetic
+from aecnn_utils.data.errors import DatasetNotFoundError
+from aecnn_utils.data.readers import READERS
+from aecnn_utils.data.synthetic import SYNTHETIC_NOTICE, generate_all, is_synthetic
 
 
 def project_dir() -> Path:

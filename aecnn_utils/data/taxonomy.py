@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .errors import LabelError
+from aecnn_utils.data.errors import LabelError
 
 SCHEMES: tuple[str, ...] = ("binary", "three_tier", "native")
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from ..io import atomic_write_json
-from .segment import haematoxylin
+from aecnn_utils.core.io import atomic_write_json
+from aecnn_utils.data.segment import haematoxylin
 
 #: What the model sees: colour, grey level, or the haematoxylin stain alone (as grey).
 INPUT_MODES: tuple[str, ...] = ("rgb", "grey", "haematoxylin")

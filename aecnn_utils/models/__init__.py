@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
-from .aecnn import (
+from aecnn_utils.models.aecnn import (
     AECNN,
     ATTENTION_MODES,
     LAYER_TABLES,
@@ -23,8 +24,8 @@ from .aecnn import (
     attention_maps,
     layer_table,
 )
-from .baselines import efficientnet_b3, mobilenet_v3_small, resnet50
-from .complexity import complexity_table, count_macs, count_params
+from aecnn_utils.models.baselines import efficientnet_b3, mobilenet_v3_small, resnet50
+from aecnn_utils.models.complexity import count_macs, count_params
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "aecnn": aecnn,
@@ -49,6 +50,23 @@ def build_model(name: str, num_classes: int = 2, **kwargs) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def complexity_table(names: Iterable[str], input_size: int = 224,
+                     num_classes: int = 2) -> pd.DataFrame:
+    """One row per model: parameters (M) and GMACs at ``input_size``, plus ratios to AECNN."""
+    rows = []
+    for name in names:
+        model = build_model(name, num_classes)
+        rows.append({"model": name, "params_M": count_params(model) / 1e6,
+                     "GMACs": count_macs(model, input_size) / 1e9,
+                     "input": f"{input_size}x{input_size}"})
+    table = pd.DataFrame(rows)
+    if "aecnn" in set(table["model"]):
+        ref = table.set_index("model").loc["aecnn"]
+        table["params_x_aecnn"] = table["params_M"] / ref["params_M"]
+        table["GMACs_x_aecnn"] = table["GMACs"] / ref["GMACs"]
+    return table
 
 
 #: Suffix of the result key of a model started from local ImageNet weights.

@@ -60,10 +60,10 @@ draws from its own keyed generator; :mod:`.layouts`); a dataset is written into 
 sibling folder and renamed into place (:mod:`.install`).
 """
 
-from ..readers import CRIC_CSV_COLUMNS
-from .install import generate_all, generate_dataset
-from .layouts import CLASSES, CRIC_CROP_SIZE, CRIC_LAYOUTS, HERLEV_MASK_COLORS
-from .marker import GENERATOR_VERSION, MARKER_NAME, SYNTHETIC_NOTICE, is_synthetic
+from aecnn_utils.data.readers import CRIC_CSV_COLUMNS
+from aecnn_utils.data.synthetic.install import generate_all, generate_dataset
+from aecnn_utils.data.synthetic.layouts import CLASSES, CRIC_CROP_SIZE, CRIC_LAYOUTS, HERLEV_MASK_COLORS
+from aecnn_utils.data.synthetic.marker import GENERATOR_VERSION, MARKER_NAME, SYNTHETIC_NOTICE, is_synthetic
 
 __all__ = ["CLASSES", "CRIC_CROP_SIZE", "CRIC_CSV_COLUMNS", "CRIC_LAYOUTS", "GENERATOR_VERSION",
            "HERLEV_MASK_COLORS", "MARKER_NAME", "SYNTHETIC_NOTICE", "generate_all",

@@ -1,9 +1,9 @@
 """One synthetic cell as geometry and stains, before any pixel is drawn.
 
-:func:`_sample_cell` draws a cell of a :data:`~.styles.MORPHOLOGY` archetype in a dataset's
+:func:`sample_cell` draws a cell of a :data:`~.styles.MORPHOLOGY` archetype in a dataset's
 :class:`~.styles.DomainStyle`: cytoplasm and nucleus contours in micrometres around the cell
 centre, an optional perinuclear halo, folds and nucleoli, and the optical densities of its stains.
-:mod:`.render` turns such a :class:`_CellSpec` into pixels.
+:mod:`.render` turns such a :class:`CellSpec` into pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .styles import _STAINS, MORPHOLOGY, DomainStyle
+from aecnn_utils.data.synthetic.styles import STAINS, MORPHOLOGY, DomainStyle
 
 
 class _Nucleolus(NamedTuple):
@@ -26,7 +26,7 @@ class _Nucleolus(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _CellSpec:
+class CellSpec:
     """One sampled cell, resolution-independent (contours in micrometres around the centre)."""
 
     cyt: np.ndarray  # (K, 2) cytoplasm contour
@@ -169,12 +169,12 @@ def _shift_stain(rgb: tuple[int, int, int], hue_deg: float, sat: float) -> np.nd
 
 
 def _stain_od(rng: np.random.Generator, name: str, style: DomainStyle) -> np.ndarray:
-    t = _shift_stain(_STAINS[name], style.hue_shift_deg + rng.normal(0.0, 4.0),
+    t = _shift_stain(STAINS[name], style.hue_shift_deg + rng.normal(0.0, 4.0),
                      style.saturation * rng.uniform(0.88, 1.12))
     return (-np.log(t) * style.stain_density).astype(np.float32)
 
 
-def _pick_archetype(rng: np.random.Generator, mixture: dict[str, float]) -> str:
+def pick_archetype(rng: np.random.Generator, mixture: dict[str, float]) -> str:
     """One archetype of a ``{archetype: weight}`` mixture (no draw when there is only one)."""
     names = list(mixture)
     if len(names) == 1:
@@ -183,7 +183,7 @@ def _pick_archetype(rng: np.random.Generator, mixture: dict[str, float]) -> str:
     return names[int(rng.choice(len(names), p=weights / weights.sum()))]
 
 
-def _sample_cell(rng: np.random.Generator, archetype: str, style: DomainStyle) -> _CellSpec:
+def sample_cell(rng: np.random.Generator, archetype: str, style: DomainStyle) -> CellSpec:
     """Draw one cell of an archetype (geometry in micrometres, colours in the dataset's style)."""
     m = MORPHOLOGY[archetype]
     radius = rng.uniform(*m.cyt_r)
@@ -277,10 +277,10 @@ def _sample_cell(rng: np.random.Generator, archetype: str, style: DomainStyle) -
 def _finish_spec(rng: np.random.Generator, archetype: str, style: DomainStyle, cyt: np.ndarray,
                  nuclei: tuple[np.ndarray, ...], halo: np.ndarray | None,
                  folds: tuple[np.ndarray, ...],
-                 nucleoli: tuple[_Nucleolus, ...] = ()) -> _CellSpec:
+                 nucleoli: tuple[_Nucleolus, ...] = ()) -> CellSpec:
     m = MORPHOLOGY[archetype]
     palette = m.palette[int(rng.integers(len(m.palette)))]
-    return _CellSpec(
+    return CellSpec(
         cyt=cyt, nuclei=nuclei, halo=halo, folds=folds, nucleoli=nucleoli,
         cyt_od=_stain_od(rng, palette, style), nuc_od=_stain_od(rng, "nucleus", style),
         cyt_density=float(rng.uniform(*m.cyt_density)),

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..taxonomy import DATASET_NAMES
-from .layouts import (
+from aecnn_utils.data.taxonomy import DATASET_NAMES
+from aecnn_utils.data.synthetic.layouts import (
     CRIC_FULL_FIELD,
     CRIC_LAYOUTS,
     MIN_FIELD_SIDE,
-    _write_cric,
-    _write_herlev,
-    _write_sipakmed,
+    write_cric,
+    write_herlev,
+    write_sipakmed,
 )
-from .marker import MARKER_NAME, _marker_fields, _write_marker, read_marker
+from aecnn_utils.data.synthetic.marker import MARKER_NAME, marker_fields, write_marker, read_marker
 
 
 def _validate(name: str, n_per_class: int, seed: int, cric_layout: str,
@@ -79,7 +79,7 @@ def generate_dataset(name: str, root: str | Path, n_per_class: int = 20, seed: i
     name, n_per_class, seed, field_size = _validate(name, n_per_class, seed, cric_layout,
                                                     field_size)
     root = Path(root)
-    wanted = _marker_fields(name, n_per_class, seed, cric_layout, field_size)
+    wanted = marker_fields(name, n_per_class, seed, cric_layout, field_size)
     if root.exists() or root.is_symlink():
         if not root.is_dir():
             raise FileExistsError(f"{root} exists and is not a folder; choose another root")
@@ -102,13 +102,13 @@ def generate_dataset(name: str, root: str | Path, n_per_class: int = 20, seed: i
     tmp.mkdir(parents=True)
     try:
         if name == "sipakmed":
-            _write_sipakmed(tmp, n_per_class, seed)
+            write_sipakmed(tmp, n_per_class, seed)
         elif name == "herlev":
-            _write_herlev(tmp, n_per_class, seed)
+            write_herlev(tmp, n_per_class, seed)
         else:
-            _write_cric(tmp, n_per_class, seed, cric_layout, field_size)
+            write_cric(tmp, n_per_class, seed, cric_layout, field_size)
         # The marker goes in last: a root with a marker is always complete.
-        _write_marker(tmp, wanted)
+        write_marker(tmp, wanted)
         _move_into_place(tmp, root, wanted)
     finally:
         if tmp.exists():

@@ -1,6 +1,6 @@
 """The three published folder layouts, written from synthetic cells.
 
-:func:`_write_sipakmed`, :func:`_write_herlev` and :func:`_write_cric` each fill an empty folder
+:func:`write_sipakmed`, :func:`write_herlev` and :func:`write_cric` each fill an empty folder
 with one dataset in the layout that :mod:`aecnn_utils.data.readers` parses (the layouts are
 described in the package docstring, :mod:`aecnn_utils.data.synthetic`). Every cell draws from its
 own generator, keyed by (seed, dataset, class, index), so a cell does not depend on the order or
@@ -20,11 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..readers import CRIC_CSV_COLUMNS, HERLEV_MASK_COLORS, crop_box
-from ..taxonomy import DATASET_NAMES, source_classes
-from .cells import _CellSpec, _pick_archetype, _sample_cell
-from .render import _render_field, _render_single
-from .styles import _CLASS_ARCHETYPES, DOMAIN_STYLES
+from aecnn_utils.data.readers import CRIC_CSV_COLUMNS, HERLEV_MASK_COLORS, crop_box
+from aecnn_utils.data.taxonomy import DATASET_NAMES, source_classes
+from aecnn_utils.data.synthetic.cells import CellSpec, pick_archetype, sample_cell
+from aecnn_utils.data.synthetic.render import render_field, render_single
+from aecnn_utils.data.synthetic.styles import CLASS_ARCHETYPES, DOMAIN_STYLES
 
 CRIC_LAYOUTS: tuple[str, ...] = ("official", "cropped")
 CRIC_CROP_SIZE = 100
@@ -81,14 +81,14 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 
 
 def _cell(seed: int, dataset: str, class_key: int,
-          index: int) -> tuple[np.random.Generator, _CellSpec, str]:
+          index: int) -> tuple[np.random.Generator, CellSpec, str]:
     """The generator, spec and archetype of one cell (independent of generation order)."""
     rng = _rng(seed, _DATASET_KEY[dataset], class_key, index)
-    archetype = _pick_archetype(rng, _CLASS_ARCHETYPES[dataset][CLASSES[dataset][class_key]])
-    return rng, _sample_cell(rng, archetype, DOMAIN_STYLES[dataset]), archetype
+    archetype = pick_archetype(rng, CLASS_ARCHETYPES[dataset][CLASSES[dataset][class_key]])
+    return rng, sample_cell(rng, archetype, DOMAIN_STYLES[dataset]), archetype
 
 
-def _write_sipakmed(root: Path, n: int, seed: int) -> None:
+def write_sipakmed(root: Path, n: int, seed: int) -> None:
     """``n`` single-cell crops per class, grouped into cluster images with contour files."""
     style = DOMAIN_STYLES["sipakmed"]
     ds = _DATASET_KEY["sipakmed"]
@@ -103,14 +103,14 @@ def _write_sipakmed(root: Path, n: int, seed: int) -> None:
             cells = [_cell(seed, "sipakmed", ck, index + j) for j in range(size)]
             index += size
             for j, (rng, spec, arch) in enumerate(cells):
-                img, _, _ = _render_single(rng, spec, style, arch)
+                img, _, _ = render_single(rng, spec, style, arch)
                 _encode(cropped / f"{g + 1:03d}_{j + 1:02d}.bmp", img)
             # The cluster image: the same cells, smaller, on one field.
             frng = _rng(seed, ds, _PURPOSE_FIELD + ck, g)
             specs = [c[1] for c in cells]
             area = sum(np.pi * s.bound**2 for s in specs)
             scale = min(style.px_per_um, float(np.sqrt(0.3 * cw * ch / area)))
-            field_img, centres = _render_field(frng, specs, style, cw, ch, scale, border=False)
+            field_img, centres = render_field(frng, specs, style, cw, ch, scale, border=False)
             _encode(folder / f"{g + 1:03d}.bmp", field_img)
             for j, (spec, c) in enumerate(zip(specs, centres, strict=True)):
                 _write_contour(folder / f"{g + 1:03d}_cyt{j + 1:02d}.dat", spec.cyt * scale + c)
@@ -132,7 +132,7 @@ def _herlev_mask(shape: tuple[int, int], cyt: np.ndarray, nuclei: list[np.ndarra
     return mask
 
 
-def _write_herlev(root: Path, n: int, seed: int) -> None:
+def write_herlev(root: Path, n: int, seed: int) -> None:
     """``n`` single-cell images per class with their segmentation masks, 2-4 cells per slide."""
     style = DOMAIN_STYLES["herlev"]
     ds = _DATASET_KEY["herlev"]
@@ -146,7 +146,7 @@ def _write_herlev(root: Path, n: int, seed: int) -> None:
             for j in range(size):
                 rng, spec, arch = _cell(seed, "herlev", ck, index)
                 index += 1
-                img, cyt, nuclei = _render_single(rng, spec, style, arch)
+                img, cyt, nuclei = render_single(rng, spec, style, arch)
                 stem = f"{slide:09d}-{slide + 2 + 3 * (j // 2):09d}-{j + 1:03d}"
                 _encode(folder / f"{stem}.BMP", img)
                 _encode(folder / f"{stem}-d.bmp", _herlev_mask(img.shape[:2], cyt, nuclei))
@@ -179,7 +179,7 @@ def _cric_fields(seed: int, n: int, width: int,
         start += size
         specs = [_cell(seed, "cric", ck, i)[1] for ck, i in members]
         frng = _rng(seed, ds, _PURPOSE_FIELD, f)
-        img, centres = _render_field(frng, specs, style, width, height, scale, border=True)
+        img, centres = render_field(frng, specs, style, width, height, scale, border=True)
         cells = []
         for (ck, _), spec, c in zip(members, specs, centres, strict=True):
             nx, ny = spec.nucleus_center * scale + c
@@ -196,7 +196,7 @@ def _cric_filename(seed: int, image_id: int) -> str:
     return digest[:32] + ".png"
 
 
-def _write_cric(root: Path, n: int, seed: int, layout: str, field_size: tuple[int, int]) -> None:
+def write_cric(root: Path, n: int, seed: int, layout: str, field_size: tuple[int, int]) -> None:
     """``n`` cells per class on shared fields, as ``layout`` (one of :data:`CRIC_LAYOUTS`)."""
     width, height = field_size
     rows: list[dict] = []

@@ -15,7 +15,7 @@ GENERATOR_VERSION = "2"
 MARKER_NAME = "SYNTHETIC.txt"
 
 
-def _marker_fields(name: str, n_per_class: int, seed: int, cric_layout: str,
+def marker_fields(name: str, n_per_class: int, seed: int, cric_layout: str,
                    field_size: tuple[int, int]) -> dict[str, str]:
     """The marker fields of one generated dataset (CRIC adds its layout and field size)."""
     fields = {
@@ -57,7 +57,7 @@ def is_synthetic(root: str | Path) -> bool:
 
 
 
-def _write_marker(root: Path, fields: dict[str, str]) -> None:
+def write_marker(root: Path, fields: dict[str, str]) -> None:
     """Write ``root/SYNTHETIC.txt``: the notice, then one ``key: value`` line per field."""
     text = SYNTHETIC_NOTICE + "\n" + "".join(f"{k}: {v}\n" for k, v in fields.items())
     (root / MARKER_NAME).write_text(text, encoding="utf-8")

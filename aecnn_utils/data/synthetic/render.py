@@ -2,8 +2,8 @@
 
 Each cell adds its optical density (Beer-Lambert) to an image-sized buffer, so overlapping cells
 darken each other; :func:`_finish_image` then multiplies the background by the transmission and
-adds optics blur and sensor noise. :func:`_render_single` draws a single-cell crop (SIPaKMeD,
-Herlev), :func:`_render_field` a field of several cells (CRIC field, SIPaKMeD cluster image).
+adds optics blur and sensor noise. :func:`render_single` draws a single-cell crop (SIPaKMeD,
+Herlev), :func:`render_field` a field of several cells (CRIC field, SIPaKMeD cluster image).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .cells import _CellSpec, _sample_cell
-from .styles import _NEIGHBOUR_ARCHETYPES, DomainStyle
+from aecnn_utils.data.synthetic.cells import CellSpec, sample_cell
+from aecnn_utils.data.synthetic.styles import NEIGHBOUR_ARCHETYPES, DomainStyle
 
 
 def _poly_mask(pts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -38,7 +38,7 @@ def _edge_profile(mask: np.ndarray, width: float) -> np.ndarray:
     return np.exp(-dist / max(width, 0.5))
 
 
-def _render_cell(od: np.ndarray, spec: _CellSpec, center: Sequence[float], scale: float) -> None:
+def _render_cell(od: np.ndarray, spec: CellSpec, center: Sequence[float], scale: float) -> None:
     """Add one cell's optical density to ``od`` (H x W x 3), centred at ``center`` (pixels)."""
     height, width = od.shape[:2]
     c = np.asarray(center, dtype=np.float64)
@@ -124,11 +124,11 @@ def _add_neutrophils(rng: np.random.Generator, od: np.ndarray, style: DomainStyl
                      scale: float) -> None:
     height, width = od.shape[:2]
     for _ in range(int(rng.integers(1, 4))):
-        spec = _sample_cell(rng, "neutrophil", style)
+        spec = sample_cell(rng, "neutrophil", style)
         _render_cell(od, spec, (rng.uniform(0, width), rng.uniform(0, height)), scale)
 
 
-def _render_single(rng: np.random.Generator, spec: _CellSpec, style: DomainStyle,
+def render_single(rng: np.random.Generator, spec: CellSpec, style: DomainStyle,
                    archetype: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """A single-cell crop (SIPaKMeD / Herlev style): image, cytoplasm and nucleus contours (px)."""
     lo, hi = style.crop_range
@@ -147,8 +147,8 @@ def _render_single(rng: np.random.Generator, spec: _CellSpec, style: DomainStyle
     if rng.random() < style.neutrophil_p:
         _add_neutrophils(rng, od, style, scale)
     if rng.random() < style.neighbour_p:
-        name = archetype if rng.random() < 0.4 else _NEIGHBOUR_ARCHETYPES[int(rng.integers(3))]
-        other = _sample_cell(rng, name, style)
+        name = archetype if rng.random() < 0.4 else NEIGHBOUR_ARCHETYPES[int(rng.integers(3))]
+        other = sample_cell(rng, name, style)
         side = int(rng.integers(4))
         poke = rng.uniform(0.15, 0.35) * 2 * other.bound * scale  # how far it reaches in
         along = rng.uniform(0.2, 0.8)
@@ -201,7 +201,7 @@ def _place(rng: np.random.Generator, radii: Sequence[float], nuc_offsets: Sequen
     return centres
 
 
-def _render_field(rng: np.random.Generator, specs: Sequence[_CellSpec], style: DomainStyle,
+def render_field(rng: np.random.Generator, specs: Sequence[CellSpec], style: DomainStyle,
                   width: int, height: int, scale: float,
                   border: bool) -> tuple[np.ndarray, list[np.ndarray]]:
     """A field (CRIC field or SIPaKMeD cluster image) holding ``specs``; returns image, centres.

@@ -47,7 +47,7 @@ DOMAIN_STYLES: dict[str, DomainStyle] = {
 }
 
 #: Transmitted colour (RGB, 0-255) of each Papanicolaou stain at optical-density multiplier 1.
-_STAINS: dict[str, tuple[int, int, int]] = {
+STAINS: dict[str, tuple[int, int, int]] = {
     "cyan": (150, 205, 200),  # cyanophilic, mature intermediate cells
     "cyan_dense": (112, 172, 178),  # cyanophilic, immature / dysplastic cells
     "pink": (246, 158, 172),  # eosinophilic, superficial cells
@@ -82,7 +82,7 @@ class Morphology:
     folds: int = 0  # maximum number of cytoplasmic folds
 
 
-#: Cell archetypes. Datasets map their classes onto mixtures of these (:data:`_CLASS_ARCHETYPES`).
+#: Cell archetypes. Datasets map their classes onto mixtures of these (:data:`CLASS_ARCHETYPES`).
 MORPHOLOGY: dict[str, Morphology] = {
     "superficial": Morphology(
         cyt_r=(22, 30), aspect=(1.0, 1.5), shape="polygon", cyt_irreg=0.06,
@@ -184,7 +184,7 @@ MORPHOLOGY: dict[str, Morphology] = {
 
 #: Each publisher class (:data:`CLASSES` of :mod:`.layouts`) as a mixture of archetypes
 #: ``{archetype: weight}``.
-_CLASS_ARCHETYPES: dict[str, dict[str, dict[str, float]]] = {
+CLASS_ARCHETYPES: dict[str, dict[str, dict[str, float]]] = {
     "sipakmed": {
         # generator version 1 drew these rows in reverse class order (Superficial-Intermediate
         # as dyskeratotic cells, Parabasal as koilocytes, and back): fixed in version 2
@@ -215,4 +215,4 @@ _CLASS_ARCHETYPES: dict[str, dict[str, dict[str, float]]] = {
 }
 
 #: Archetypes of the neighbouring cells that poke into single-cell crops.
-_NEIGHBOUR_ARCHETYPES: tuple[str, ...] = ("intermediate", "superficial", "parabasal")
+NEIGHBOUR_ARCHETYPES: tuple[str, ...] = ("intermediate", "superficial", "parabasal")
