@@ -277,15 +277,34 @@ def _claims(args: argparse.Namespace) -> None:
     print(ledger_markdown(entries, args.profile))
 
 
+class _NameOf:
+    """An argparse ``type`` that accepts a key of a table read from its module when a value is
+    given, so that ``--help`` imports no torch."""
+
+    def __init__(self, module: str, table: str) -> None:
+        self.module, self.table = module, table
+
+    def __call__(self, value: str) -> str:
+        import importlib
+
+        names = list(getattr(importlib.import_module(self.module), self.table))
+        if value not in names:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not one of {self.table}: {', '.join(map(repr, names))}")
+        return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aecnn`` command."""
-    from aecnn_utils.data.synthetic import CRIC_LAYOUTS
+    from aecnn_utils.core.names import (
+        CRIC_LAYOUTS,
+        FINETUNE_MODES,
+        IF_EXISTS,
+        MODEL_NAMES,
+        PROFILE_NAMES,
+        SETTINGS,
+    )
     from aecnn_utils.data.taxonomy import DATASET_NAMES, SCHEMES
-    from aecnn_utils.experiments.ablation import ABLATIONS
-    from aecnn_utils.experiments.study import METHODS, SETTINGS
-    from aecnn_utils.models import MODELS
-    from aecnn_utils.training.config import FINETUNE_MODES, PROFILE_NAMES
-    from aecnn_utils.training.runs import IF_EXISTS
 
     parser = argparse.ArgumentParser(prog="aecnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -312,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train and evaluate models under a profile")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
-    p.add_argument("--models", nargs="+", default=["aecnn"], choices=list(MODELS))
+    p.add_argument("--models", nargs="+", default=["aecnn"], choices=MODEL_NAMES)
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--seeds", nargs="*", type=int, help="override the profile's seeds")
     p.add_argument("--epochs", type=int, default=None)
@@ -380,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "halves; writes <profile>_tuned.yaml in "
                                     "aecnn_utils/training/profiles/")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     p.add_argument("--lrs", nargs="+", type=float, default=None,
                    help="learning rates (default: the profile's grid, "
                         "aecnn_utils.experiments.tune)")
@@ -393,12 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="the cross-dataset study: train (or reuse) every method "
                                      "across datasets and in-domain, print its table")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
-    p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   type=_NameOf("aecnn_utils.experiments.study", "METHODS"),
                    help="default: every method of aecnn_utils.experiments.study.METHODS")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     p.add_argument("--no-reference", action="store_true",
                    help="leave out the nucleus-feature reference row")
-    p.add_argument("--model", default="aecnn", choices=list(MODELS))
+    p.add_argument("--model", default="aecnn", choices=MODEL_NAMES)
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
     p.add_argument("--dry-run", action="store_true",
@@ -410,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(or reuse) each across datasets and in-domain, print "
                                         "their table and what they say about the paper's claims")
     p.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
-    p.add_argument("--ablations", nargs="+", default=None, choices=list(ABLATIONS),
+    p.add_argument("--ablations", nargs="+", default=None, metavar="ABLATION",
+                   type=_NameOf("aecnn_utils.experiments.ablation", "ABLATIONS"),
                    help="default: every ablation of aecnn_utils.experiments.ablation.ABLATIONS")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
@@ -443,10 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad data or parameters end with a one-line error and exit code 2."""
+    from aecnn_utils.core.errors import (
+        MissingDependency,
+        NotebookFailed,
+        RunInterrupted,
+        TrainingDiverged,
+    )
     from aecnn_utils.data.errors import DataError
-    from aecnn_utils.deploy.export import MissingDependency
-    from aecnn_utils.reporting.reproduce import NotebookFailed
-    from aecnn_utils.training.engine import RunInterrupted, TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:

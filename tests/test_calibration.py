@@ -165,7 +165,7 @@ def test_predict_evaluate_and_onnx_apply_the_runs_temperature(
         json.loads((two_temperatures[3.0] / "metrics.json").read_text())
         ["calibration"]["threshold_calibrated"])
     clear = (np.abs(plain["prob_abnormal"] - plain["threshold"]) > 1e-4).to_numpy()
-    assert (plain["decision"] == hot["decision"])[clear].all()  # the same decisions
+    assert (plain["class"] == hot["class"])[clear].all()  # the same decisions
     assert read_metadata(two_temperatures[3.0] / "model.onnx")["temperature"] == 3.0
     # evaluate: calibrated probabilities, the calibrated threshold, ECE with and without
     ev = tmp_path_factory.mktemp("ev")

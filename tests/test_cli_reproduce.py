@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from aecnn_utils.__main__ import main
-from aecnn_utils.reporting.reproduce import NotebookFailed, notebook_paths, run_notebooks
+from aecnn_utils.core.errors import NotebookFailed
+from aecnn_utils.reporting.reproduce import notebook_paths, run_notebooks
 from aecnn_utils.training.config import ConfigError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

@@ -62,3 +62,50 @@ def test_imports_run_down(path: Path) -> None:
             f"(line {line}): move the shared part down")
         private = [n for n in names if n.startswith("_")]
         assert not private, f"{path}:{line}: imports private {private} from {module}"
+
+
+def test_the_command_line_answers_without_torch() -> None:
+    """``--help`` of every command, an argument error and a bad ``predict`` folder load no
+    torch (they answer in well under a second)."""
+    code = """
+import sys, contextlib, io
+from aecnn_utils.__main__ import build_parser, main
+parser = build_parser()
+commands = parser._subparsers._group_actions[0].choices
+for name, sub in commands.items():
+    sub.format_help()
+with contextlib.redirect_stderr(io.StringIO()) as err:
+    assert main(["predict", ".", "no/such/folder"]) == 2
+    try:
+        main(["train", "--models", "no_such_model"])
+    except SystemExit:
+        pass
+heavy = sorted(m for m in ("torch", "torchvision", "onnx", "albumentations") if m in sys.modules)
+assert not heavy, heavy
+assert "no/such/folder does not exist" in err.getvalue(), err.getvalue()
+assert "invalid choice: 'no_such_model'" in err.getvalue(), err.getvalue()
+with contextlib.redirect_stderr(io.StringIO()) as err:  # the study's methods load its module
+    try:
+        main(["study", "--methods", "no such method"])
+    except SystemExit:
+        pass
+assert "'no such method' is not one of METHODS: 'plain'" in err.getvalue(), err.getvalue()
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=PACKAGE.parent)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_command_lines_names_are_their_tables() -> None:
+    """The choices of :mod:`aecnn_utils.core.names` are the keys of the tables they name."""
+    from aecnn_utils.core import names
+    from aecnn_utils.experiments import grid
+    from aecnn_utils.models import MODELS
+    from aecnn_utils.training.config import PROFILES
+
+    assert names.MODEL_NAMES == tuple(MODELS)
+    assert names.PROFILE_NAMES == tuple(PROFILES)
+    assert names.SETTINGS == tuple(grid.SETTINGS)

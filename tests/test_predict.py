@@ -86,7 +86,7 @@ def test_run_checkpoint_and_onnx_give_the_same_rows(run_dir: Path, onnx_path: Pa
     calibration = json.loads((run_dir / "metrics.json").read_text())["calibration"]
     threshold = calibration["threshold_calibrated"]
     assert list(run.columns) == ["path", "class", "probability", "prob_normal", "prob_abnormal",
-                                 "threshold", "decision", "temperature", "error"]
+                                 "threshold", "most_probable", "temperature", "error"]
     assert (run["temperature"] == calibration["temperature"]).all()
     assert len(run) == 12 and run["error"].isna().all()
     assert {Path(p).parent.name for p in run["path"]} == {"a", "c"}  # recursed, hidden left out
@@ -94,12 +94,14 @@ def test_run_checkpoint_and_onnx_give_the_same_rows(run_dir: Path, onnx_path: Pa
     raw = apply_temperature(log_probs(probs), 1 / calibration["temperature"])  # as trained
     assert raw[:, 1].std() > 0.01, "the test model must depend on its input"
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(run["probability"], probs.max(1))
-    assert (run["class"] == np.where(probs[:, 1] > probs[:, 0], "abnormal", "normal")).all()
+    most = np.where(probs[:, 1] > probs[:, 0], "abnormal", "normal")
+    assert (run["most_probable"] == most).all()
     assert (run["threshold"] == threshold).all()
     clear = np.abs(probs[:, 1] - threshold) > TOLERANCE
     expected = np.where(probs[:, 1] >= threshold, "abnormal", "normal")
-    assert (run["decision"] == expected)[clear].all()
+    assert (run["class"] == expected)[clear].all()  # one answer: the decision at the threshold
+    answered = np.where(run["class"] == "abnormal", probs[:, 1], probs[:, 0])
+    np.testing.assert_allclose(run["probability"], answered)  # the answer's own probability
     for name in ("checkpoint", "onnx"):
         other = tables[name]
         assert (other["path"] == run["path"]).all()
@@ -163,7 +165,7 @@ def test_a_corrupt_image_stops_or_is_skipped(onnx_path: Path, cells: Path, tmp_p
     assert len(table) == 13 and "12 cells classified" in printed and "1 unreadable" in printed
     row = table[table["path"] == str(bad)].iloc[0]
     assert "cannot read" in row["error"] and pd.isna(row["class"])
-    assert pd.isna(row["prob_abnormal"]) and pd.isna(row["decision"])
+    assert pd.isna(row["prob_abnormal"]) and pd.isna(row["most_probable"])
     good = table[table["path"] != str(bad)]
     assert good["error"].isna().all() and good["class"].notna().all()
 
@@ -201,3 +203,21 @@ def test_bad_inputs_are_one_line_errors(run_dir: Path, onnx_path: Path, cells: P
                           capsys)
     assert "batch size" in err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_row_gives_one_answer_and_names_the_other() -> None:
+    """Between the run's threshold and 0.5 the answer is the decision at the threshold, with
+    its own probability; the most probable class is kept under its own name."""
+    from aecnn_utils.deploy.predict import predictions_table
+
+    probs = np.array([[0.6, 0.4], [0.8, 0.2], [0.1, 0.9]])
+    table = predictions_table([Path(f"{i}.png") for i in range(4)], probs,
+                              ["", "", "", "cannot read 3.png"],
+                              {"class_names": ["normal", "abnormal"], "threshold": 0.3})
+    assert table["class"].tolist() == ["abnormal", "normal", "abnormal", ""]
+    np.testing.assert_allclose(table["probability"][:3], [0.4, 0.8, 0.9])
+    assert table["most_probable"].tolist() == ["normal", "normal", "abnormal", ""]
+    three = predictions_table([Path("a.png")], np.array([[0.2, 0.5, 0.3]]), [""],
+                              {"class_names": ["a", "b", "c"], "threshold": None})
+    assert three.loc[0, "class"] == three.loc[0, "most_probable"] == "b"
+    assert three.loc[0, "probability"] == 0.5 and pd.isna(three.loc[0, "threshold"])

@@ -189,9 +189,11 @@ def test_all_empty_is_an_error(tmp_path: Path) -> None:
 def test_odd_file_names_warn_and_become_own_group(tmp_path: Path) -> None:
     _img(tmp_path / "normal_columnar" / "cell_a.bmp")
     _img(tmp_path / "normal_columnar" / "123-456-001.BMP")
-    with pytest.warns(DataWarning, match="do not follow the herlev naming"):
+    with pytest.warns(DataWarning, match="do not follow the herlev naming") as caught:
         df = scan_dataset("herlev", tmp_path)
     assert sorted(df["patient_or_slide"]) == ["123", "normal_columnar/cell_a"]
+    # each warning names the caller's line (here, this test's), never a line of the kit
+    assert {Path(w.filename).resolve() for w in caught} == {Path(__file__).resolve()}
 
 
 def test_unknown_herlev_folder(tmp_path: Path) -> None:

@@ -13,11 +13,12 @@ import pytest
 import torch
 from torch import nn
 
+from aecnn_utils.core.errors import RunInterrupted, TrainingDiverged
 from aecnn_utils.data.errors import DatasetNotFoundError
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.synthetic import generate_all
 from aecnn_utils.training.config import profile_config
-from aecnn_utils.training.engine import RunInterrupted, TrainingDiverged, lr_factor, train_run
+from aecnn_utils.training.engine import make_scheduler, train_run
 from aecnn_utils.training.prepare import prepare_data
 from aecnn_utils.training.runs import code_revision, evaluate_checkpoint, load_run
 
@@ -39,12 +40,25 @@ def _within(root: Path, **changes) -> object:
     return profile_config("smoke", **{**base, **changes})
 
 
-def test_lr_schedule_is_cosine_from_base_to_zero() -> None:
-    assert lr_factor(0, 100, 0, "cosine") == 1.0
-    assert lr_factor(50, 100, 0, "cosine") == pytest.approx(0.5)
-    assert lr_factor(100, 100, 0, "cosine") == pytest.approx(0.0)
-    assert lr_factor(4, 100, 10, "cosine") == pytest.approx(0.5)  # warm-up
-    assert lr_factor(70, 100, 0, "constant") == 1.0
+@pytest.mark.parametrize(("total", "warmup", "schedule"), [
+    (100, 0, "cosine"), (100, 10, "cosine"), (100, 1, "cosine"), (50, 5, "constant"),
+    (30, 0, "constant")])
+def test_lr_schedule_is_warmup_then_cosine_to_zero(total: int, warmup: int, schedule: str) -> None:
+    """Step s: (s + 1) / W during the W warm-up steps, then 0.5 (1 + cos(pi p)) with p the
+    share of the remaining steps done (``cosine``), or 1 (``constant``)."""
+    param = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    scheduler = make_scheduler(optimizer, total, warmup, schedule)
+    for step in range(total):
+        if step < warmup:
+            factor = (step + 1) / warmup
+        elif schedule == "constant":
+            factor = 1.0
+        else:
+            factor = 0.5 * (1 + np.cos(np.pi * (step - warmup) / (total - warmup)))
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * factor, abs=1e-12), step
+        optimizer.step()
+        scheduler.step()
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,14 @@ import pytest
 import yaml
 
 from aecnn_utils.__main__ import main
+from aecnn_utils.core.errors import TrainingDiverged
 from aecnn_utils.experiments import grid as G
 from aecnn_utils.experiments.tune import TABLE2_METRICS, model_grid, tune
 from aecnn_utils.reporting import plots
 from aecnn_utils.reporting import tables as report
 from aecnn_utils.training import config as C
 from aecnn_utils.training.config import profile_config
-from aecnn_utils.training.engine import TrainingDiverged, train_run
+from aecnn_utils.training.engine import train_run
 
 SMALL = {"image_size": 32, "epochs": 2, "n_splits": 2, "test": ("herlev",), "n_boot": 20,
          "num_workers": 0}

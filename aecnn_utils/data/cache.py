@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from aecnn_utils.core.errors import warn
 from aecnn_utils.core.io import atomic_path, atomic_write_json
 from aecnn_utils.data.errors import CorruptImageError, DataWarning
 from aecnn_utils.data.images import load_image
@@ -234,5 +234,5 @@ def transformed_cache(cached: CachedImages, fn: Callable[[np.ndarray], np.ndarra
 def _warn_skipped(skipped: list[str]) -> None:
     if skipped:
         shown = ", ".join(skipped[:3]) + (" ..." if len(skipped) > 3 else "")
-        warnings.warn(f"skipped {len(skipped)} undecodable image(s): {shown}. Replace them with "
-                      "good copies to use them.", DataWarning, stacklevel=3)
+        warn(f"skipped {len(skipped)} undecodable image(s): {shown}. Replace them with "
+                      "good copies to use them.", DataWarning)

@@ -20,13 +20,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from aecnn_utils.core.errors import warn
 from aecnn_utils.data import taxonomy
 from aecnn_utils.data.errors import DatasetNotFoundError, DataWarning, LabelError, LayoutError
 from aecnn_utils.data.images import image_size, is_image_file, load_image
@@ -142,9 +142,9 @@ def _frame(rows: list[dict], dataset: str, scheme: str) -> pd.DataFrame:
         for cls, n in df.loc[dropped, "source_class"].value_counts().items():
             reason = next(m.reason for m in taxonomy.MAPPINGS
                           if m.dataset == dataset and m.source_class == cls)
-            warnings.warn(
+            warn(
                 f"{n} {dataset} cells of class {cls!r} have no {scheme!r} label ({reason}); "
-                "they are left out", DataWarning, stacklevel=3)
+                "they are left out", DataWarning)
         df = df.loc[~dropped]
     df["label"] = [names.index(n) for n in df["label_name"]]
     df = df[list(COLUMNS)].reset_index(drop=True)
@@ -155,8 +155,8 @@ def _check_classes(found: Iterable[str], dataset: str, root: Path) -> None:
     found = set(found)
     missing = [c for c in taxonomy.source_classes(dataset) if c not in found]
     if missing:
-        warnings.warn(f"{dataset} root {root} has no folder for the classes: "
-                      f"{', '.join(missing)}", DataWarning, stacklevel=3)
+        warn(f"{dataset} root {root} has no folder for the classes: "
+                      f"{', '.join(missing)}", DataWarning)
 
 
 def _row(path: Path, dataset: str, source_class: str, group: str,
@@ -170,8 +170,8 @@ def _collect(folder: Path, dataset: str, source_class: str, group_of: Callable[[
              skip: Callable[[Path], bool] = lambda p: False) -> list[dict]:
     files = [p for p in _image_files(folder) if not skip(p)]
     if not files:
-        warnings.warn(f"class folder {folder} holds no images; class {source_class!r} is empty",
-                      DataWarning, stacklevel=3)
+        warn(f"class folder {folder} holds no images; class {source_class!r} is empty",
+                      DataWarning)
     rows, ungrouped = [], []
     for p in files:
         group = group_of(p)
@@ -180,10 +180,10 @@ def _collect(folder: Path, dataset: str, source_class: str, group_of: Callable[[
             group = f"{source_class}/{p.stem}"
         rows.append(_row(p, dataset, source_class, group))
     if ungrouped:
-        warnings.warn(
+        warn(
             f"{len(ungrouped)} file names in {folder} do not follow the {dataset} naming scheme "
             f"(e.g. {ungrouped[0]}); each is treated as its own group for splits",
-            DataWarning, stacklevel=3)
+            DataWarning)
     return rows
 
 

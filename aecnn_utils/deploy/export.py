@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from aecnn_utils import __version__
+from aecnn_utils.core.errors import MissingDependency
 from aecnn_utils.core.io import atomic_path
 from aecnn_utils.training.config import RunConfig
 from aecnn_utils.training.runs import TTA_FLIPS, predict_logits, resolve_run
@@ -44,10 +45,6 @@ INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
 ONNX_FORMAT = "aecnn-kit/onnx-v1"
 #: Cells the int8 calibration uses by default.
 CALIBRATION_CELLS = 128
-
-
-class MissingDependency(ImportError):
-    """A package of the kit's ``deploy`` extra (onnx, onnxruntime, onnxscript) is missing."""
 
 
 def require(*modules: str) -> None:

@@ -6,14 +6,15 @@ Each image is prepared exactly as the run's evaluation prepares a cell: decoded
 (:func:`aecnn_utils.data.images.load_image`), squared and resized with the run's resize mode
 (:func:`aecnn_utils.data.cache.square_resize`, as the image cache does), then the run's stain
 normalisation, input mode and normalisation (:func:`build_eval_transform`). One CSV row per
-image: the class with the highest probability, every class's probability (calibrated with the
-run's temperature, :mod:`aecnn_utils.evaluation.calibration`), the run's validation threshold on
-that scale and the screening decision at it, and the error of an image that could not be read.
+image: the run's answer (the screening decision at the run's validation threshold in a binary
+run, else the most probable class) with its probability, every class's probability (calibrated
+with the run's temperature, :mod:`aecnn_utils.evaluation.calibration`), the threshold on that
+scale, the most probable class under its own name, and the error of an image that could not be
+read.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +22,14 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
+from aecnn_utils.core.errors import warn
 from aecnn_utils.core.io import atomic_write_text
 from aecnn_utils.data.cache import RESIZE_MODES, square_resize
 from aecnn_utils.data.errors import CorruptImageError, DataError, DatasetNotFoundError, DataWarning
 from aecnn_utils.data.images import IMAGE_SUFFIXES, is_image_file, load_image
 from aecnn_utils.data.readers import is_herlev_mask
-from aecnn_utils.data.transforms import InputPrep, NormStats, build_eval_transform
 
 ON_ERROR: tuple[str, ...] = ("raise", "warn")
 
@@ -50,6 +50,8 @@ class TorchBackend:
     run's TTA, through :func:`aecnn_utils.training.runs.predict_logits`."""
 
     def __init__(self, model_path: str | Path, device: str = "auto") -> None:
+        import torch
+
         from aecnn_utils.core.device import resolve_device
         from aecnn_utils.deploy.export import load_checkpoint, refuse_adabn
         from aecnn_utils.models import fuse_batchnorm
@@ -65,6 +67,8 @@ class TorchBackend:
 
     def probs(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities (float32 ``N x C``) of a normalised ``N x 3 x S x S`` batch."""
+        import torch
+
         from aecnn_utils.training.runs import predict_logits
         from aecnn_utils.training.scoring import softmax
 
@@ -75,12 +79,9 @@ class TorchBackend:
         return softmax(logits / self.metadata["temperature"]).astype(np.float32)
 
 
-def load_backend(model_path: str | Path, device: str = "auto",
-                 threads: int | None = None) -> Backend:
-    """The backend of ``model_path``: ONNX Runtime (CPU; ``threads`` intra-op threads) for an
-    ``.onnx`` file, PyTorch on ``device`` for a run folder or a ``.pt`` checkpoint."""
-    from aecnn_utils.deploy.export import OnnxClassifier
-
+def check_model_path(model_path: str | Path) -> Path:
+    """``model_path`` if it can be a model (a folder, a ``.pt`` or an ``.onnx`` file that
+    exists), else a one-line error that says what to give."""
     path = Path(model_path)
     if not path.exists():
         raise FileNotFoundError(f"model {path} does not exist: give a run folder "
@@ -88,6 +89,16 @@ def load_backend(model_path: str | Path, device: str = "auto",
     if path.is_file() and path.suffix.lower() not in (".onnx", ".pt"):
         raise ValueError(f"{path} is not a model: give a run folder (runs/<profile>/<run-id>), "
                          "a kit checkpoint (.pt) or an exported .onnx")
+    return path
+
+
+def load_backend(model_path: str | Path, device: str = "auto",
+                 threads: int | None = None) -> Backend:
+    """The backend of ``model_path``: ONNX Runtime (CPU; ``threads`` intra-op threads) for an
+    ``.onnx`` file, PyTorch on ``device`` for a run folder or a ``.pt`` checkpoint."""
+    from aecnn_utils.deploy.export import OnnxClassifier
+
+    path = check_model_path(model_path)
     if path.suffix.lower() == ".onnx":
         return OnnxClassifier(path, threads=threads)
     return TorchBackend(path, device)
@@ -128,6 +139,8 @@ class Preprocess:
     metadata: dict[str, Any]
 
     def __post_init__(self) -> None:
+        from aecnn_utils.data.transforms import InputPrep, NormStats, build_eval_transform
+
         mode = self.metadata.get("resize_mode", "pad")
         if mode not in RESIZE_MODES:
             raise ValueError(f"the model was trained with resize_mode={mode!r}, which this kit "
@@ -164,29 +177,29 @@ def _one_line(exc: BaseException) -> str:
 
 def predictions_table(paths: Sequence[Path], probs: np.ndarray, errors: Sequence[str],
                       metadata: dict[str, Any]) -> pd.DataFrame:
-    """The CSV's rows: ``path``, ``class``, ``probability`` (of that class), ``prob_<class>``,
-    ``threshold`` and ``decision`` (binary runs: the second class if its probability reaches
-    the run's validation threshold; otherwise the class), ``temperature``, ``error``. The
-    probabilities are the run's calibrated ones (its temperature; 1 for runs without one).
-    Rows with an error have no class or probabilities."""
+    """The CSV's rows, one answer each: ``path``, ``class`` (the run's answer: in a binary run
+    the second class if its probability reaches the run's validation ``threshold``, else the
+    first; otherwise the most probable class), ``probability`` (of that class),
+    ``prob_<class>``, ``threshold``, ``most_probable`` (the class of highest probability,
+    which ignores the threshold), ``temperature``, ``error``. The probabilities are the run's
+    calibrated ones (its temperature; 1 for runs without one). Rows with an error have no
+    class or probabilities."""
     names = list(metadata["class_names"])
     ok = np.array([not e for e in errors], dtype=bool)
     full = np.full((len(paths), len(names)), np.nan)
     full[ok] = probs
-    top = np.where(ok, np.nan_to_num(full).argmax(axis=1), -1)
+    top = np.nan_to_num(full).argmax(axis=1)
+    threshold = metadata.get("threshold")
+    binary = len(names) == 2 and threshold is not None
+    answer = (full[:, 1] >= threshold).astype(int) if binary else top
     table = pd.DataFrame({"path": [str(p) for p in paths],
-                          "class": [names[k] if k >= 0 else "" for k in top],
-                          "probability": np.where(ok, full[np.arange(len(top)), top], np.nan)})
+                          "class": np.where(ok, np.array(names)[answer], ""),
+                          "probability": np.where(ok, full[np.arange(len(answer)), answer],
+                                                  np.nan)})
     for k, name in enumerate(names):
         table[f"prob_{name}"] = full[:, k]
-    threshold = metadata.get("threshold")
-    if len(names) == 2 and threshold is not None:
-        table["threshold"] = threshold
-        decision = np.where(full[:, 1] >= threshold, names[1], names[0])
-        table["decision"] = np.where(ok, decision, "")
-    else:
-        table["threshold"] = np.nan
-        table["decision"] = table["class"]
+    table["threshold"] = threshold if binary else np.nan
+    table["most_probable"] = np.where(ok, np.array(names)[top], "")
     table["temperature"] = metadata.get("temperature", 1.0)
     table["error"] = list(errors)
     return table
@@ -206,9 +219,10 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, batch_size:
         raise ValueError(f"on_error={on_error!r}; choose one of {', '.join(ON_ERROR)}")
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    check_model_path(model_path)
+    files = find_images(images)  # bad paths fail before the model loads
     backend = load_backend(model_path, device, threads)
     prepare = Preprocess(backend.metadata)
-    files = find_images(images)
     errors: list[str] = []
     probs: list[np.ndarray] = []
     starts = range(0, len(files), batch_size)
@@ -223,7 +237,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, batch_size:
                 if on_error == "raise":
                     raise DataError(f"{exc}; fix or remove the file, or use --on-error warn "
                                     "(on_error='warn') to skip it") from exc
-                warnings.warn(f"skipping an unreadable image: {exc}", DataWarning, stacklevel=2)
+                warn(f"skipping an unreadable image: {exc}", DataWarning)
                 errors.append(str(exc))
         if batch:
             probs.append(backend.probs(np.stack(batch)))
@@ -240,7 +254,7 @@ def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
 def summary_line(table: pd.DataFrame, out: Path) -> str:
     """One line: cells classified, decisions, skipped images, where the CSV went."""
     good = table[table["error"] == ""]
-    counts = ", ".join(f"{n} {name}" for name, n in good["decision"].value_counts().items())
+    counts = ", ".join(f"{n} {name}" for name, n in good["class"].value_counts().items())
     text = f"{len(good)} cells classified ({counts or 'none'}"
     if good["threshold"].notna().any():
         text += f"; at the run's threshold {good['threshold'].iloc[0]:.3f}"

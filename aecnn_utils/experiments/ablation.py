@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from aecnn_utils.core.names import SETTINGS
 from aecnn_utils.experiments import grid as G
-from aecnn_utils.experiments.study import SETTINGS
 from aecnn_utils.training.prepare import PreparedData
 
 #: The reference row: AECNN as the paper describes it (parallel fusion, hybrid loss).

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,11 +59,12 @@ from scipy.stats import norm
 from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
+from aecnn_utils.core.errors import TrainingDiverged, warn
 from aecnn_utils.evaluation import metrics as M
 from aecnn_utils.experiments.morphology import fit_reference
 from aecnn_utils.models import model_defaults
 from aecnn_utils.training.config import MONITORS, RunConfig, profile_config
-from aecnn_utils.training.engine import TrainingDiverged, train_config
+from aecnn_utils.training.engine import train_config
 from aecnn_utils.training.prepare import PreparedData, prepare_data
 from aecnn_utils.training.runs import RunResult, trained_on
 from aecnn_utils.training.scoring import CI_UNIT, softmax, split_halves
@@ -197,8 +197,7 @@ def run_grid(grid: Grid, runs_dir: str | Path | None = None, *, progress: bool =
         except TrainingDiverged as exc:
             if len(arm.options()) < 2:
                 raise
-            warnings.warn(f"{arm.name} at {candidate} diverged and is never chosen: {exc}",
-                          stacklevel=2)
+            warn(f"{arm.name} at {candidate} diverged and is never chosen: {exc}")
             out[setting, arm.name, candidate] = []
     return out
 

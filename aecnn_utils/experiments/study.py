@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from aecnn_utils.core.names import SETTINGS
 from aecnn_utils.data.transforms import AugmentConfig
 from aecnn_utils.experiments import grid as G
 from aecnn_utils.experiments.grid import trained_on_line
@@ -55,7 +56,6 @@ TRANSDUCTIVE: tuple[str, ...] = ("test: AdaBN",)
 REFERENCE = "nucleus features (logistic regression)"
 #: The arm that chooses its method per split on the selection half (the recipe procedure).
 PROCEDURE = "method chosen per split"
-SETTINGS: tuple[str, ...] = tuple(G.SETTINGS)
 #: The study's metrics: the screening metrics (threshold-free, or at 0.5), and balanced
 #: accuracy, sensitivity and specificity at each split's selection-chosen threshold.
 CHOSEN_THRESHOLD: tuple[G.Metric, ...] = tuple(

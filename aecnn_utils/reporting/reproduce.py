@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aecnn_utils.core.errors import ConfigError, NotebookFailed
 from aecnn_utils.core.io import atomic_write_text
+from aecnn_utils.core.names import PROFILE_NAMES
 from aecnn_utils.data.sources import project_dir
-from aecnn_utils.training.config import PROFILE_NAMES, ConfigError
 from aecnn_utils.training.runs import default_runs_dir
 
 
@@ -31,10 +32,6 @@ class NotebookRun:
     name: str
     output: Path
     seconds: float
-
-
-class NotebookFailed(RuntimeError):
-    """A notebook raised; the message names the notebook, the cell and the error."""
 
 
 def notebook_paths(folder: Path | None = None) -> list[Path]:

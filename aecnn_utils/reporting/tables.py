@@ -8,7 +8,6 @@ while Table 2 gives 97.63%, 96.89%, 98.11% and 0.986. Both are kept here, as rep
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from aecnn_utils.core.errors import warn
 from aecnn_utils.core.formatting import to_markdown
 from aecnn_utils.core.io import atomic_write_text
 from aecnn_utils.data.taxonomy import DATASET_LABELS
@@ -145,9 +145,9 @@ def accuracy_by_dataset(results: dict[str, Sequence[RunResult]], data: PreparedD
         for run in runs:
             for part in ("train", "val", "test"):
                 if part == "train" and not run.best_checkpoint.is_file():
-                    warnings.warn(f"{run.run_dir} has no best.pt (a run folder copied without "
+                    warn(f"{run.run_dir} has no best.pt (a run folder copied without "
                                   f"its checkpoints): {model}'s accuracy on its training cells "
-                                  "is left out of Figure 1", stacklevel=2)
+                                  "is left out of Figure 1")
                     continue
                 # val/test predictions are stored by the run; only the training cells are new
                 y, probs = (evaluate_checkpoint(run, data, part, device) if part == "train"

@@ -61,6 +61,7 @@ import yaml
 from aecnn_utils import __version__
 from aecnn_utils.core.errors import ConfigError
 from aecnn_utils.core.io import atomic_write_text
+from aecnn_utils.core.names import FINETUNE_MODES, PROFILE_NAMES
 from aecnn_utils.data.cache import RESIZE_MODES
 from aecnn_utils.data.segment import SEGMENTATION_VERSION, SEGMENTED_MODES
 from aecnn_utils.data.taxonomy import DATASET_NAMES, SCHEMES
@@ -69,9 +70,6 @@ from aecnn_utils.models import MODELS, check_model_kwargs, model_defaults
 from aecnn_utils.training.losses import LOSS_NAMES, WEIGHT_METHODS
 
 PROTOCOLS: tuple[str, ...] = ("cross", "within", "kfold", "adapt")
-#: What a fine-tune from ``init_from`` trains: the whole network, the classifier head and the
-#: BatchNorm layers (affine and running statistics), or the head alone (BatchNorm frozen).
-FINETUNE_MODES: tuple[str, ...] = ("all", "head+bn", "head")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 #: Validation metrics that early stopping and checkpoint selection can monitor, and their sense.
@@ -424,10 +422,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         train=("sipakmed",), val=("herlev",), test=("cric",),
     ),
 }
-
-
-#: The profile names, for the CLI's ``choices=`` and the notebooks.
-PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 
 #: Folder of the tuned values (``<profile>_tuned.yaml``, written by

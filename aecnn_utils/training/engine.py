@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aecnn_utils.core.device import resolve_device
+from aecnn_utils.core.errors import RunInterrupted, TrainingDiverged
 from aecnn_utils.core.io import atomic_path, atomic_write_json, atomic_write_text
 from aecnn_utils.data.loaders import CellDataset, default_num_workers, make_loader, reseed_transform
 from aecnn_utils.data.transforms import build_eval_transform, build_train_transform
@@ -52,14 +53,6 @@ from aecnn_utils.training.scoring import evaluate_outputs, softmax, val_metrics
 EVALUATION_VERSION = 5  # 5: calibration (temperature, ECE)
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class RunInterrupted(RuntimeError):
-    """Raised by a callback (or Ctrl-C) to stop a run after a finished epoch; resumable."""
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -69,15 +62,18 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- schedule
-def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
-    """Multiplier of the base learning rate: linear warm-up, then cosine decay to zero
-    (``cosine``, section 4) or flat (``constant``)."""
-    if warmup_steps and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
+                   schedule: str) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step learning rate: linear warm-up from ``1/warmup_steps`` of the base rate, then
+    cosine decay to zero over the remaining steps (``cosine``, section 4) or flat
+    (``constant``); torch's ``SequentialLR(LinearLR, CosineAnnealingLR)``."""
+    sched = torch.optim.lr_scheduler
+    after = (sched.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps))
+             if schedule == "cosine" else sched.ConstantLR(optimizer, factor=1.0, total_iters=0))
+    if not warmup_steps:
+        return after
+    warmup = sched.LinearLR(optimizer, 1 / warmup_steps, 1.0, total_iters=max(1, warmup_steps - 1))
+    return sched.SequentialLR(optimizer, [warmup, after], milestones=[warmup_steps])
 
 
 def _rng_state() -> dict[str, Any]:
@@ -247,8 +243,7 @@ def _build(config: RunConfig, data: PreparedData, run_dir: Path,
     loaders = make_loaders(config, data, device)
     steps = len(loaders["train"])
     total, warmup = steps * config.epochs, steps * config.warmup_epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total, warmup, config.schedule))
+    scheduler = make_scheduler(optimizer, total, warmup, config.schedule)
     meta = {"format": CHECKPOINT_FORMAT, "model_name": config.model,
             "num_classes": len(data.class_names), "model_kwargs": config.model_kwargs,
             "norm": {"mean": list(data.norm.mean), "std": list(data.norm.std)},

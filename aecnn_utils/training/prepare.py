@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aecnn_utils.core.errors import ConfigError
+from aecnn_utils.core.errors import ConfigError, warn
 from aecnn_utils.data import taxonomy
 from aecnn_utils.data.cache import CachedImages, cache_images, transformed_cache
 from aecnn_utils.data.errors import DataWarning
@@ -200,8 +199,8 @@ def check_splits(splits: Splits) -> None:
                               "training set lacks; the model cannot learn them. Choose another "
                               "label scheme or datasets.")
         if df["label"].nunique() < 2:
-            warnings.warn(f"the {name} set holds a single class: AUC is undefined there",
-                          DataWarning, stacklevel=2)
+            warn(f"the {name} set holds a single class: AUC is undefined there",
+                          DataWarning)
         shared = set(splits.train["patient_or_slide"]) & set(df["patient_or_slide"])
         same_data = set(splits.train["dataset"]) & set(df["dataset"])
         if shared and same_data:

@@ -35,6 +35,7 @@ from torch import nn
 from aecnn_utils import __version__
 from aecnn_utils.core.device import resolve_device
 from aecnn_utils.core.io import atomic_write_text
+from aecnn_utils.core.names import IF_EXISTS
 from aecnn_utils.data.cache import CachedImages
 from aecnn_utils.data.loaders import CellDataset, make_loader
 from aecnn_utils.data.sources import project_dir
@@ -42,8 +43,6 @@ from aecnn_utils.data.transforms import InputPrep, NormStats, build_eval_transfo
 from aecnn_utils.training.config import ConfigError, RunConfig
 from aecnn_utils.training.prepare import PreparedData
 from aecnn_utils.training.scoring import softmax
-
-IF_EXISTS: tuple[str, ...] = ("resume", "overwrite", "error")
 
 
 def default_runs_dir() -> Path:

@@ -20,13 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aecnn_utils.core.names import CRIC_LAYOUTS
 from aecnn_utils.data.readers import CRIC_CSV_COLUMNS, HERLEV_MASK_COLORS, crop_box
 from aecnn_utils.data.taxonomy import DATASET_NAMES, source_classes
 from aecnn_utils.data.synthetic.cells import CellSpec, pick_archetype, sample_cell
 from aecnn_utils.data.synthetic.render import render_field, render_single
 from aecnn_utils.data.synthetic.styles import CLASS_ARCHETYPES, DOMAIN_STYLES
 
-CRIC_LAYOUTS: tuple[str, ...] = ("official", "cropped")
 CRIC_CROP_SIZE = 100
 CRIC_FULL_FIELD: tuple[int, int] = (1376, 1020)
 MIN_FIELD_SIDE = 128  # smallest CRIC field side: the 100 px crops must fit
