@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from aecnn_utils.experiments import grid as G
+from aecnn_utils.core.coerce import parse_overrides
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -28,7 +24,8 @@ def _generate(args: argparse.Namespace) -> None:
 def _scan(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from aecnn_utils.data.readers import dataset_summary, scan_dataset
+    from aecnn_utils.data.readers import scan_dataset
+    from aecnn_utils.data.taxonomy import dataset_summary
 
     df = scan_dataset(args.dataset, args.root, scheme=args.scheme)
     with pd.option_context("display.width", 160, "display.max_rows", 100):
@@ -45,35 +42,9 @@ def _cache(args: argparse.Namespace) -> None:
     print(f"{len(cached)} images of {args.size}px in {cached.array_path}")
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, object]:
-    """``["lr=0.01", "augment.p_noise=0.5", "train=[herlev]"]`` -> config overrides; values are
-    YAML (numbers, lists, null), dotted keys reach nested fields such as ``augment``."""
-    import yaml
-
-    from aecnn_utils.training.config import ConfigError
-
-    overrides: dict[str, object] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
-        *parents, leaf = key.strip().split(".")
-        target = overrides
-        for name in parents:
-            target = target.setdefault(name, {})  # type: ignore[assignment]
-            if not isinstance(target, dict):
-                raise ConfigError(f"--set {item!r}: {name} is set both as a value and as a "
-                                  "group of fields")
-        target[leaf] = value  # type: ignore[index]
-    return overrides
-
-
 def _train(args: argparse.Namespace) -> None:
     from aecnn_utils.experiments import grid as G
+    from aecnn_utils.experiments import scores as S
     from aecnn_utils.training.config import profile_config
     from aecnn_utils.training.engine import train_config
     from aecnn_utils.training.prepare import prepare_data
@@ -94,7 +65,7 @@ def _train(args: argparse.Namespace) -> None:
         scored = G.score_runs(results, prepare_data(configs[0], progress=False))
         print(G.grid_caption(scored, "Trained now"))
         print(G.wide_table(scored, [(s, m.key) for s in scored.grid.settings
-                                    for m in G.SCREENING]).to_string(index=False))
+                                    for m in S.SCREENING]).to_string(index=False))
 
 
 def _finetune(args: argparse.Namespace) -> None:
@@ -136,12 +107,11 @@ def _export(args: argparse.Namespace) -> None:
     import numpy as np
 
     from aecnn_utils.deploy.export import (
-        calibration_images,
         export_onnx,
         parity,
-        quantize_int8,
         read_metadata,
     )
+    from aecnn_utils.deploy.quantize import calibration_images, quantize_int8
 
     path = export_onnx(args.model, args.out)
     size = read_metadata(path)["image_size"]
@@ -155,96 +125,13 @@ def _export(args: argparse.Namespace) -> None:
               "of the run")
 
 
-def _grid_overrides(args: argparse.Namespace) -> dict[str, object]:
-    overrides = parse_overrides(args.set or [])
-    if args.data_root is not None:
-        overrides["data_root"] = args.data_root
-    return overrides
+def _lazy(name: str) -> Callable[[argparse.Namespace], None]:
+    """The grid command ``name``, imported when it runs (``--help`` imports no torch)."""
+    def run(args: argparse.Namespace) -> None:
+        from aecnn_utils.reporting import commands
 
-
-def _show(result: G.GridResult, comparisons: list[G.Comparison], pretty: pd.DataFrame,
-          caption: str, words: str, out: str | None, stem: str) -> None:
-    """Print a grid's table, caption and words; with ``--out`` also write its files."""
-    import pandas as pd
-
-    from aecnn_utils.reporting.tables import write_grid
-
-    print(caption)
-    with pd.option_context("display.width", 220, "display.max_colwidth", 44):
-        print(pretty.to_string(index=False))
-    print(words)
-    if out:
-        for path in write_grid(result, comparisons, Path(out) / stem, caption, pretty):
-            print(f"wrote {path}")
-
-
-def _tune(args: argparse.Namespace) -> None:
-    from aecnn_utils.experiments import grid as G
-    from aecnn_utils.experiments.tune import tune
-    from aecnn_utils.reporting import tables as report
-
-    result = tune(args.profile, args.models, args.lrs, args.runs_dir, write=not args.dry_run,
-                  seeds=args.seeds, **_grid_overrides(args))
-    comparisons = report.table2_comparisons(result) if "aecnn" in args.models else []
-    _show(result, comparisons, report.grid_table2(result),
-          G.grid_caption(result, "Table 2", len(comparisons),
-                         [m for m in result.metrics if not m.at_threshold]),
-          report.grid_summary(result, comparisons), args.out, "table2")
-
-
-def _study(args: argparse.Namespace) -> None:
-    from aecnn_utils.experiments import grid as G
-    from aecnn_utils.experiments.study import (
-        PROCEDURE,
-        STUDY_METRICS,
-        record_study,
-        study_comparisons,
-        study_grid,
-        study_tables,
-        study_words,
-    )
-    from aecnn_utils.reporting.tables import write_table
-
-    overrides = {"model": args.model, **_grid_overrides(args)}
-    grid = study_grid(args.profile, args.methods, settings=args.settings,
-                      reference=not args.no_reference, seeds=args.seeds)
-    result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True, **overrides),
-                          G.grid_data(grid, **overrides), STUDY_METRICS)
-    comparisons = study_comparisons(result) if "cross" in args.settings else []
-    (caption, pretty), (chosen_caption, chosen) = study_tables(result, len(comparisons)).values()
-    _show(result, comparisons, pretty, caption,
-          study_words(result, comparisons) if "plain" in {a.name for a in grid.arms}
-          and comparisons else "", args.out, "study")
-    print(chosen_caption)
-    print(chosen.to_string(index=False))
-    if args.out:
-        for path in write_table(result.frame(), Path(args.out) / "study_val_threshold",
-                                chosen_caption, chosen):
-            print(f"wrote {path}")
-    if not args.dry_run and ("cross", PROCEDURE) in result.scores:
-        print(f"recipe recorded in {record_study(args.profile, result)}")
-
-
-def _ablation(args: argparse.Namespace) -> None:
-    from aecnn_utils.experiments import grid as G
-    from aecnn_utils.experiments.ablation import (
-        ablation_comparisons,
-        ablation_grid,
-        ablation_metrics,
-        ablation_words,
-    )
-
-    overrides = _grid_overrides(args)
-    grid = ablation_grid(args.profile, args.ablations, settings=args.settings, seeds=args.seeds)
-    data = G.grid_data(grid, **overrides)
-    metrics = ablation_metrics(data[grid.settings[0]])
-    result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True, **overrides),
-                          data, metrics)
-    comparisons = [c for s in args.settings for c in ablation_comparisons(result, data[s], s)]
-    columns = [(s, m.key) for s in args.settings for m in metrics]
-    _show(result, comparisons, G.wide_table(result, columns, new_slides="roc_auc"),
-          G.grid_caption(result, "Ablations of AECNN", len(comparisons) // len(args.settings)),
-          ablation_words(result, comparisons), args.out, "ablations")
+        getattr(commands, name)(args)
+    return run
 
 
 def _grid_arguments(p: argparse.ArgumentParser) -> None:
@@ -407,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
     p.add_argument("--dry-run", action="store_true", help="print the table, record nothing")
     _grid_arguments(p)
-    p.set_defaults(func=_tune)
+    p.set_defaults(func=_lazy("tune_command"))
 
     p = sub.add_parser("study", help="the cross-dataset study: train (or reuse) every method "
                                      "across datasets and in-domain, print its table")
@@ -424,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the table, do not record the chosen recipe in the profile")
     _grid_arguments(p)
-    p.set_defaults(func=_study)
+    p.set_defaults(func=_lazy("study_command"))
 
     p = sub.add_parser("ablation", help="the ablations of AECNN's attention and loss: train "
                                         "(or reuse) each across datasets and in-domain, print "
@@ -437,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="real data folder; default synthetic")
     p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
     _grid_arguments(p)
-    p.set_defaults(func=_ablation)
+    p.set_defaults(func=_lazy("ablation_command"))
 
     p = sub.add_parser("claims", help="the paper's claims decided from a profile's records "
                                       "(writes figures/<profile>/claims.csv and claims.md)")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sizes", nargs="+", type=int, default=[96, 224])
     parser.add_argument("--models", nargs="+", default=None,
                         help="row names to keep (default: all of "
-                             "aecnn_utils.deploy.bench.BENCH_MODELS)")
+                             "aecnn_utils.deploy.timing.BENCH_MODELS)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2, help="timed calls per repetition")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from aecnn_utils.deploy.bench import Candidate
+from aecnn_utils.deploy.timing import Candidate
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import scores as S
 from aecnn_utils.experiments.ablation import (
     ABLATIONS,
     REFERENCE,
@@ -20,7 +21,7 @@ from aecnn_utils.experiments.ablation import (
 )
 from aecnn_utils.experiments.study import study_grid
 from aecnn_utils.models import build_model
-from aecnn_utils.training.engine import make_loss
+from aecnn_utils.training.build import make_loss
 
 
 def ablation_config(profile: str, name: str, setting: str = "cross") -> object:
@@ -111,7 +112,7 @@ def test_class_sensitivity_is_the_share_of_each_abnormal_class_called_abnormal(
         trained: dict) -> None:
     run, data = trained["runs"]["cross", REFERENCE, ""][0], trained["data"]["cross"]
     pool = data.frame("pool")
-    (scoring, *_) = G.run_scorings(run, data)
+    (scoring, *_) = S.run_scorings(run, data)
     classes = set(pool.loc[pool["label"] == 1, "source_class"])
     assert {m.cls for m in ablation_metrics(data) if m.cls} == classes
     for cls in classes:
@@ -124,7 +125,7 @@ def test_class_sensitivity_is_the_share_of_each_abnormal_class_called_abnormal(
 def test_scorings_refuse_other_cells(trained: dict) -> None:
     run = trained["runs"]["cross", REFERENCE, ""][0]
     with pytest.raises(ValueError, match="other cells"):
-        G.run_scorings(run, trained["data"]["in_domain"])
+        S.run_scorings(run, trained["data"]["in_domain"])
 
 
 def test_ablation_cli(synthetic_root: Path, tmp_path: Path,

@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aecnn_utils.deploy.bench import (
+from aecnn_utils.deploy.timing import (
     BENCH_MODELS,
     Candidate,
     add_ratios,
     bench_speed,
     train_peak_memory,
 )
-from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import paired as P
+from aecnn_utils.experiments import scores as S
 from aecnn_utils.models import ATTENTION_MODES, count_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,13 +131,13 @@ def test_targets_are_checked_on_the_ratios_measured_at_224() -> None:
     assert target_table(_speed(), image_size=96).empty  # not measured there
 
 
-def _auc(name: str, value: float, low: float, high: float, seeds: int) -> G.Estimate:
-    return G.Estimate("cross", name, "roc_auc", value, 0.02, 0.01, low, high, low - 0.1,
+def _auc(name: str, value: float, low: float, high: float, seeds: int) -> S.Estimate:
+    return S.Estimate("cross", name, "roc_auc", value, 0.02, 0.01, low, high, low - 0.1,
                       high + 0.1, seeds, 20)
 
 
-def _layers(diff: float, low: float, high: float, shown: bool) -> G.Comparison:
-    return G.Comparison("cross", "AECNN (parallel)", "AECNN base (parallel)", "roc_auc", diff,
+def _layers(diff: float, low: float, high: float, shown: bool) -> P.Comparison:
+    return P.Comparison("cross", "AECNN (parallel)", "AECNN base (parallel)", "roc_auc", diff,
                         low, high, low - 0.01, high + 0.01, 0.2, 0.2, 8, 20, 1, shown)
 
 

@@ -10,10 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from aecnn_utils.__main__ import main, parse_overrides
+from aecnn_utils.__main__ import main
+from aecnn_utils.core.coerce import parse_overrides
 from aecnn_utils.data.cache import RESIZE_MODES
 from aecnn_utils.data.taxonomy import SCHEMES
 from aecnn_utils.models import MODELS
+from aecnn_utils.training.build import make_loss
 from aecnn_utils.training.config import (
     MONITORS,
     OPTIMIZERS,
@@ -23,7 +25,7 @@ from aecnn_utils.training.config import (
     RunConfig,
 )
 from aecnn_utils.training.config import profile_config as _profile
-from aecnn_utils.training.engine import make_loss, train_run
+from aecnn_utils.training.engine import train_run
 from aecnn_utils.training.losses import LOSS_NAMES, WEIGHT_METHODS, FocalLoss, HybridLoss
 
 # what a value needs besides itself to be a runnable smoke config

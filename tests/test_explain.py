@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from aecnn_utils.data.readers import annotated_nucleus
+from aecnn_utils.data.masks import annotated_nucleus
 from aecnn_utils.evaluation.metrics import bootstrap_group_mean
 from aecnn_utils.experiments.explain import (
     cam_layer,
@@ -151,7 +151,9 @@ def test_explain_run_through_a_trained_run(explained: dict) -> None:
             ).all()
     assert (table["n"] + table["empty"] <= n).all()
     fig = plots.plot_explanations(e)
-    assert len(fig.axes) == len(set(e.cells["source_class"])) * 6
+    assert len(fig.axes) == len(set(e.cells["source_class"])) * 6 + 1  # and the colour bar
+    assert fig.axes[-1].get_ylabel().startswith("map value")
+    assert any("blank panel" in text.get_text() for text in fig.texts)
     plt.close(fig)
 
 

@@ -20,7 +20,7 @@ from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.sources import resolve_data_source
 from aecnn_utils.data.synthetic import SYNTHETIC_NOTICE
 from aecnn_utils.data.transforms import single_augmentations
-from aecnn_utils.reporting import plots
+from aecnn_utils.reporting import data_plots, plots
 
 from .conftest import SYNTHETIC_PER_CLASS
 
@@ -70,14 +70,18 @@ def test_figures_are_written_as_png_and_pdf(synthetic_root: Path, tmp_path: Path
     plots.set_style()
     df = scan_dataset("sipakmed", synthetic_root / "sipakmed")
     written = []
-    fig = plots.plot_label_counts(label_counts(_frames(synthetic_root)), SYNTHETIC_NOTICE)
+    fig = data_plots.plot_label_counts(label_counts(_frames(synthetic_root)), SYNTHETIC_NOTICE)
     written += plots.save_figure(fig, tmp_path / "counts")
-    fig = plots.plot_sample_grid(df, per_class=3, size=32, notice=SYNTHETIC_NOTICE)
+    fig = data_plots.plot_sample_grid(df, per_class=3, size=32, notice=SYNTHETIC_NOTICE)
     written += plots.save_figure(fig, tmp_path / "grid")
     stats = image_statistics(df, max_per_class=2, progress=False)
-    written += plots.save_figure(plots.plot_image_statistics(stats), tmp_path / "stats")
+    fig = data_plots.plot_image_statistics(stats)
+    shown = {text.get_text() for ax in fig.axes if ax.get_legend()
+             for text in [*ax.get_legend().get_texts(), ax.get_legend().get_title()]}
+    assert "class" in shown and not shown & {"label_name", "source_class", "sipakmed"}, shown
+    written += plots.save_figure(fig, tmp_path / "stats")
     images = [np.full((32, 32, 3), 128, np.uint8)] * 2
-    fig = plots.plot_augmentations(images, single_augmentations(32))
+    fig = data_plots.plot_augmentations(images, single_augmentations(32))
     assert len(fig.axes) == 2 * 6
     written += plots.save_figure(fig, tmp_path / "aug")
     assert sorted(p.name for p in written) == sorted(
@@ -85,6 +89,8 @@ def test_figures_are_written_as_png_and_pdf(synthetic_root: Path, tmp_path: Path
     for p in written:
         assert p.stat().st_size > 1000
     assert p.read_bytes()[:4] == b"%PDF"
+    again = plots.save_figure(fig, tmp_path / "again")
+    assert again[1].read_bytes() == p.read_bytes()  # no creation date: the same figure, same file
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -131,7 +137,7 @@ def test_model_figures(tmp_path: Path) -> None:
     from aecnn_utils.models import AECNN, attention_maps, complexity_table
 
     table = complexity_table(["aecnn", "mobilenet_v3_small"], input_size=64)
-    written = plots.save_figure(plots.plot_complexity(table), tmp_path / "complexity")
+    written = plots.save_figure(data_plots.plot_complexity(table), tmp_path / "complexity")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
     stats = compute_norm_stats(np.stack(images))
@@ -140,7 +146,7 @@ def test_model_figures(tmp_path: Path) -> None:
     assert abs(float(batch.mean())) < 0.05  # normalised with the images' own statistics
     maps = {"a": attention_maps(AECNN(attention="parallel"), batch),
             "b": attention_maps(AECNN(attention="channel"), batch)}
-    fig = plots.plot_attention_maps(images, maps)
+    fig = data_plots.plot_attention_maps(images, maps)
     assert len(fig.axes) == 3 * (1 + 3)  # "channel" has no spatial maps: no columns for it
     written += plots.save_figure(fig, tmp_path / "attention")
     assert all(p.stat().st_size > 1000 for p in written)

@@ -16,15 +16,14 @@ from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.deploy.export import (
     ONNX_FORMAT,
     OnnxClassifier,
-    calibration_images,
     deployment_metadata,
     eager_probs,
     export_onnx,
     parity,
-    quantize_int8,
     read_metadata,
 )
 from aecnn_utils.deploy.predict import Preprocess, find_images
+from aecnn_utils.deploy.quantize import calibration_images, quantize_int8
 from aecnn_utils.models import load_trained_model
 
 from .deploy_runs import deploy_data, deploy_run, rewrite_checkpoint
@@ -175,7 +174,7 @@ def test_export_errors_are_one_line(tmp_path: Path, run_dir: Path,
 
 def test_int8_report_compares_auc_and_speed_on_the_validation_cells(
         run_dir: Path, tmp_path: Path) -> None:
-    from aecnn_utils.deploy.export import int8_report, run_cells
+    from aecnn_utils.deploy.quantize import int8_report, run_cells
 
     report = int8_report(run_dir, tmp_path, calibration=24, reps=1)
     images, labels = run_cells(run_dir, "val")

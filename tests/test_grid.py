@@ -14,6 +14,9 @@ import pytest
 
 from aecnn_utils.evaluation import metrics as M
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import paired as P
+from aecnn_utils.experiments import scores as S
+from aecnn_utils.experiments import wording as W
 
 
 def _cells(rng: np.random.Generator, n_slides: int, per_slide: int) -> pd.DataFrame:
@@ -44,9 +47,9 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _scorings(frame: pd.DataFrame, probs: np.ndarray,
-              halves: list[tuple[np.ndarray, np.ndarray]]) -> list[G.Scoring]:
+              halves: list[tuple[np.ndarray, np.ndarray]]) -> list[S.Scoring]:
     y = frame["label"].to_numpy()
-    return [G.Scoring(probs, s, r, None, _auc(y[s], probs[s])) for s, r in halves]
+    return [S.Scoring(probs, s, r, None, _auc(y[s], probs[s])) for s, r in halves]
 
 
 def _true_auc(a: float, variance: float = 1.0) -> float:
@@ -55,7 +58,7 @@ def _true_auc(a: float, variance: float = 1.0) -> float:
     return float(0.5 * math.erfc(-a / math.sqrt(2 * variance) / math.sqrt(2)))
 
 
-AUC = [G.Metric("roc_auc")]
+AUC = [S.Metric("roc_auc")]
 
 
 def test_nested_choice_is_unbiased_where_a_choice_on_all_cells_is_not() -> None:
@@ -71,7 +74,7 @@ def test_nested_choice_is_unbiased_where_a_choice_on_all_cells_is_not() -> None:
         halves = _halves(rng, frame, 20)
         candidates = {f"c{k}": [_scorings(frame, _probs(a * y + rng.normal(size=y.size)),
                                           halves)] for k in range(12)}
-        scores = G.score_arm("cross", "arm", candidates, frame, AUC, "max", n_boot=2)
+        scores = S.score_arm("cross", "arm", candidates, frame, AUC, "max", n_boot=2)
         e = scores.estimates["roc_auc"]
         assert sum(n for _, n in e.chosen) == 20 and e.all_cells_choice in candidates
         nested.append(e.value)
@@ -88,7 +91,7 @@ VARIANCE = 0.7 ** 2 + 1.0 + 0.5 ** 2
 
 
 def _two_arms(seed: int, a_first: float, a_second: float, n_boot: int = 1000
-              ) -> tuple[G.ArmScores, G.ArmScores]:
+              ) -> tuple[S.ArmScores, S.ArmScores]:
     rng = np.random.default_rng(seed)
     frame = _cells(rng, 80, 6)
     y = frame["label"].to_numpy()
@@ -98,7 +101,7 @@ def _two_arms(seed: int, a_first: float, a_second: float, n_boot: int = 1000
     arms = []
     for a in (a_first, a_second):
         probs = _probs(a * y + slide + hard + rng.normal(scale=0.5, size=y.size))
-        arms.append(G.score_arm("cross", f"a={a}", {"": [_scorings(frame, probs, halves)]},
+        arms.append(S.score_arm("cross", f"a={a}", {"": [_scorings(frame, probs, halves)]},
                                 frame, AUC, "max", n_boot=n_boot, seed=7))
     return arms[0], arms[1]
 
@@ -110,7 +113,7 @@ def test_paired_comparison_finds_a_known_difference(a_first: float, a_second: fl
                                                     shown: bool | None) -> None:
     truth = _true_auc(a_first, VARIANCE) - _true_auc(a_second, VARIANCE)
     first, second = _two_arms(3, a_first, a_second)
-    (c,) = G.compare_scores([(first, second, "roc_auc")])
+    (c,) = P.compare_scores([(first, second, "roc_auc")])
     assert c.low <= truth <= c.high  # the paired interval covers the true difference
     assert c.family == 1 and c.n_splits == 20 and 0 <= c.wins <= 20
     assert math.isclose(c.diff, first.estimates["roc_auc"].value
@@ -125,7 +128,7 @@ def test_pairing_narrows_the_interval_of_a_difference() -> None:
     """The paired interval of the difference is narrower than the two arms' intervals are
     apart: pairing removes the slides' shared luck (the old rule threw it away)."""
     first, second = _two_arms(5, 1.4, 1.2)
-    (c,) = G.compare_scores([(first, second, "roc_auc")])
+    (c,) = P.compare_scores([(first, second, "roc_auc")])
     a, b = first.estimates["roc_auc"], second.estimates["roc_auc"]
     assert c.high - c.low < 0.75 * ((a.high - a.low) + (b.high - b.low)) / 2
 
@@ -136,20 +139,20 @@ def test_no_difference_is_rarely_shown() -> None:
     calls = 0
     for rep in range(12):
         first, second = _two_arms(100 + rep, 1.2, 1.2, n_boot=300)
-        calls += G.compare_scores([(first, second, "roc_auc")])[0].shown
+        calls += P.compare_scores([(first, second, "roc_auc")])[0].shown
     assert calls <= 2
 
 
 def test_holm_step_down() -> None:
-    adjusted = G.holm([0.01, 0.04, 0.03, 0.005])
+    adjusted = P.holm([0.01, 0.04, 0.03, 0.005])
     np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
-    assert G.holm([0.5, 0.9]).max() <= 1.0
+    assert P.holm([0.5, 0.9]).max() <= 1.0
 
 
 def test_holm_family_widens_intervals_and_withholds_weak_calls() -> None:
     first, second = _two_arms(11, 1.4, 1.2)
-    (alone,) = G.compare_scores([(first, second, "roc_auc")])
-    many = G.compare_scores([(first, second, "roc_auc")] + [(second, second, "roc_auc")] * 9)
+    (alone,) = P.compare_scores([(first, second, "roc_auc")])
+    many = P.compare_scores([(first, second, "roc_auc")] + [(second, second, "roc_auc")] * 9)
     assert many[0].family == 10 and many[0].p == alone.p
     assert many[0].p_holm == pytest.approx(min(1.0, 10 * alone.p))  # the smallest p: rank 0
     se = (alone.high - alone.low) / (2 * 1.959963984540054)
@@ -160,7 +163,7 @@ def test_holm_family_widens_intervals_and_withholds_weak_calls() -> None:
 
 
 def _seed_scorings(frame: pd.DataFrame, halves: list, rng: np.random.Generator,
-                   gains: Sequence[float]) -> list[list[G.Scoring]]:
+                   gains: Sequence[float]) -> list[list[S.Scoring]]:
     """One arm "trained with several seeds": each seed's scores separate by its own gain
     (training noise), on the same cells."""
     y = frame["label"].to_numpy()
@@ -170,8 +173,8 @@ def _seed_scorings(frame: pd.DataFrame, halves: list, rng: np.random.Generator,
 
 
 def _arm_with_seeds(frame: pd.DataFrame, halves: list, rng: np.random.Generator,
-                    gains: Sequence[float], name: str) -> G.ArmScores:
-    return G.score_arm("cross", name, {"": _seed_scorings(frame, halves, rng, gains)}, frame,
+                    gains: Sequence[float], name: str) -> S.ArmScores:
+    return S.score_arm("cross", name, {"": _seed_scorings(frame, halves, rng, gains)}, frame,
                        AUC, "max", n_boot=300, seed=3)
 
 
@@ -187,7 +190,7 @@ def test_training_noise_enters_the_paired_test() -> None:
         halves = _halves(rng, frame, 10)
         a, b = (_arm_with_seeds(frame, halves, rng, list(rng.normal(1.2, 0.35, 3)), n)
                 for n in ("a", "b"))
-        calls += G.compare_scores([(a, b, "roc_auc")])[0].shown
+        calls += P.compare_scores([(a, b, "roc_auc")])[0].shown
     assert calls <= 2
 
 
@@ -198,7 +201,7 @@ def test_seeds_and_splits_are_not_swapped() -> None:
     frame = _cells(rng, 40, 6).assign(hard=0.0)
     halves = _halves(rng, frame, 5)
     seeds = _seed_scorings(frame, halves, rng, [0.5, 1.5, 3.0])
-    e = G.score_arm("cross", "a", {"": seeds}, frame, AUC, "max", n_boot=50).estimates["roc_auc"]
+    e = S.score_arm("cross", "a", {"": seeds}, frame, AUC, "max", n_boot=50).estimates["roc_auc"]
     y = frame["label"].to_numpy()
     values = np.array([[_auc(y[s.report_rows], s.probs[s.report_rows]) for s in per_seed]
                        for per_seed in seeds])  # (seeds, splits)
@@ -213,7 +216,7 @@ def test_arms_scored_on_other_draws_are_not_compared() -> None:
     first, _ = _two_arms(5, 1.4, 1.2, n_boot=100)
     other, _ = _two_arms(6, 1.4, 1.2, n_boot=100)
     with pytest.raises(ValueError, match="different slide draws"):
-        G.compare_scores([(first, other, "roc_auc")])
+        P.compare_scores([(first, other, "roc_auc")])
 
 
 def test_new_slides_range_covers_scores_on_fresh_slides() -> None:
@@ -233,7 +236,7 @@ def test_new_slides_range_covers_scores_on_fresh_slides() -> None:
     in_range, in_interval, errors, halves_widths = [], [], [], []
     for _ in range(40):
         frame, probs = draw(80)
-        e = G.score_arm("cross", "arm", {"": [_scorings(frame, probs, _halves(rng, frame, 20))]},
+        e = S.score_arm("cross", "arm", {"": [_scorings(frame, probs, _halves(rng, frame, 20))]},
                         frame, AUC, "max", n_boot=200).estimates["roc_auc"]
         assert e.new_low < e.low < e.high < e.new_high
         fresh, p = draw(40)
@@ -251,13 +254,13 @@ def test_new_slides_range_covers_scores_on_fresh_slides() -> None:
 def test_cells_and_words_come_from_the_records() -> None:
     first, second = _two_arms(5, 2.4, 1.0)
     e = first.estimates["roc_auc"]
-    text = G.cell(e)
+    text = W.cell(e)
     assert text.startswith(f"{e.value:.3f} ± {e.sd_splits:.3f} [{e.low:.3f}, {e.high:.3f}]")
-    (c,) = G.compare_scores([(first, second, "roc_auc")])
-    sentence = G.words(c, {"a=2.4": "strong", "a=1.0": "weak"})
+    (c,) = P.compare_scores([(first, second, "roc_auc")])
+    sentence = W.words(c, {"a=2.4": "strong", "a=1.0": "weak"})
     assert sentence.startswith(f"strong vs weak, AUC: {c.diff:+.3f}")
     assert "higher on 20 of 20 report halves" in sentence and "**higher, shown**" in sentence
-    assert G.metric_label("recall@threshold|carcinoma_in_situ") == \
+    assert W.metric_label("recall@threshold|carcinoma_in_situ") == \
         "Recall (%), at the selection threshold, carcinoma in situ"
 
 
@@ -267,7 +270,7 @@ def test_candidates_need_the_same_seeds_and_splits() -> None:
     probs = _probs(frame["label"].to_numpy() + rng.normal(size=len(frame)))
     halves = _halves(rng, frame, 3)
     with pytest.raises(ValueError, match="every candidate needs 1 seeds x 3 splits"):
-        G.score_arm("cross", "arm", {"a": [_scorings(frame, probs, halves)],
+        S.score_arm("cross", "arm", {"a": [_scorings(frame, probs, halves)],
                                      "b": [_scorings(frame, probs, halves[:2])]},
                     frame, AUC, "max", n_boot=2)
 
@@ -300,11 +303,11 @@ def test_study_grid_along_the_cli_nested_figures_are_the_runs_own(
 
     from aecnn_utils.__main__ import main
     from aecnn_utils.experiments.study import PROCEDURE, REFERENCE, STUDY_METRICS
-    from aecnn_utils.training import config as C
+    from aecnn_utils.training import tuned
     from aecnn_utils.training.runs import load_run
 
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path / "profiles")
     argv = ["study", "--profile", "smoke", "--methods", "plain", "input: grey", "--seeds", "0",
             "1", "--data-root", str(synthetic_root), "--runs-dir", str(tmp_path / "runs"),
             "--out", str(tmp_path / "out"), "--set",
@@ -348,7 +351,7 @@ def test_forest_plot_and_numeric_table_of_a_grid(tmp_path) -> None:
     from aecnn_utils.reporting import plots
 
     first, second = _two_arms(5, 2.4, 1.0, n_boot=200)
-    comparisons = G.compare_scores([(first, second, "roc_auc"), (second, first, "roc_auc")])
+    comparisons = P.compare_scores([(first, second, "roc_auc"), (second, first, "roc_auc")])
     fig = plots.plot_comparisons(comparisons, {"a=2.4": "strong"}, notice="synthetic")
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["strong - a=1.0",
                                                                      "a=1.0 - strong"]
@@ -356,9 +359,9 @@ def test_forest_plot_and_numeric_table_of_a_grid(tmp_path) -> None:
 
 
 def test_captions_name_the_threshold_of_their_columns() -> None:
-    at_half = G.threshold_words([G.Metric("roc_auc"), G.Metric("accuracy"), G.Metric("f1")])
+    at_half = W.threshold_words([S.Metric("roc_auc"), S.Metric("accuracy"), S.Metric("f1")])
     assert at_half == ("Scored Accuracy, F1-Score at the threshold 0.5 (AUC and sensitivity at "
                        "95% specificity need none).")
-    chosen = G.threshold_words([G.Metric("accuracy", at_threshold=True)])
+    chosen = W.threshold_words([S.Metric("accuracy", at_threshold=True)])
     assert chosen.startswith("Scored Accuracy at the threshold each run chose on its split's")
-    assert G.threshold_words([G.Metric("roc_auc")]).endswith("need no threshold.")
+    assert W.threshold_words([S.Metric("roc_auc")]).endswith("need no threshold.")

@@ -302,3 +302,16 @@ def test_load_trained_model_roundtrip(tmp_path: Path) -> None:
         load_trained_model(tmp_path / "bare.pt")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_trained_model(tmp_path / "none.pt")
+
+
+def test_flip_tta_is_the_mean_over_the_four_flips() -> None:
+    """One batched call over the views equals the mean of the model on each flip."""
+    from aecnn_utils.models.tta import FlipTTA
+
+    model = build_model("aecnn", num_classes=2).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = torch.stack([model(x), model(x.flip(3)), model(x.flip(2)),
+                                model(x.flip((2, 3)))]).mean(0)
+        torch.testing.assert_close(FlipTTA(model)(x), expected, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(FlipTTA(model)(x), model(x))

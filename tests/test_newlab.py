@@ -12,6 +12,7 @@ import pytest
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.experiments import grid as G
 from aecnn_utils.experiments import newlab as N
+from aecnn_utils.experiments import scores as S
 from aecnn_utils.training.prepare import prepare_data
 
 SMALL = {"image_size": 32, "num_workers": 0}
@@ -19,7 +20,7 @@ SMALL = {"image_size": 32, "num_workers": 0}
 
 @pytest.fixture(scope="module")
 def curve_result(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory
-                 ) -> tuple[N.Curve, G.GridResult, dict]:
+                 ) -> tuple[N.Curve, S.GridResult, dict]:
     curve = N.Curve("smoke", ("fine-tune: head", N.SCRATCH, N.REFERENCE), (0, 12, None), 2,
                     (0,))
     overrides = {"data_root": str(synthetic_root), **SMALL}

@@ -16,11 +16,10 @@ from aecnn_utils.data.readers import (
     COLUMNS,
     CRIC_CSV_COLUMNS,
     crop_box,
-    dataset_summary,
     detect_layout,
     scan_dataset,
 )
-from aecnn_utils.data.taxonomy import PUBLISHED_COUNTS
+from aecnn_utils.data.taxonomy import PUBLISHED_COUNTS, dataset_summary
 
 from .conftest import SYNTHETIC_PER_CLASS
 

@@ -10,6 +10,8 @@ import pytest
 
 from aecnn_utils.evaluation import metrics as M
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import scores as S
+from aecnn_utils.experiments import wording as W
 from aecnn_utils.reporting import plots
 from aecnn_utils.reporting import tables as report
 from aecnn_utils.training.config import profile_config
@@ -53,10 +55,10 @@ def test_grid_table2_holds_our_records_beside_the_papers(tmp_path: Path) -> None
     pretty = report.grid_table2(result)
     assert pretty["Model"].tolist() == ["AECNN", "ResNet-50"]
     e = result.estimate("aecnn", "accuracy")
-    assert pretty.loc[0, "Accuracy (ours)"] == G.cell(e)
+    assert pretty.loc[0, "Accuracy (ours)"] == W.cell(e)
     assert pretty.loc[0, "Accuracy (paper)"] == "97.63" and pretty.loc[0, "AUC (paper)"] == "0.986"
     at = report.grid_table2(result, at_threshold=True)
-    assert at.loc[0, "Accuracy (ours)"] == G.cell(result.estimate("aecnn", "accuracy@threshold"))
+    assert at.loc[0, "Accuracy (ours)"] == W.cell(result.estimate("aecnn", "accuracy@threshold"))
     assert at.loc[0, "AUC (ours)"] == pretty.loc[0, "AUC (ours)"]  # threshold-free
     numeric = report.grid_numeric(result)
     assert numeric.loc[0, "f1"] == pytest.approx(100 * result.estimate("aecnn", "f1").value)
@@ -71,12 +73,12 @@ def test_grid_table2_holds_our_records_beside_the_papers(tmp_path: Path) -> None
     comparisons = report.table2_comparisons(result)
     assert {(c.first, c.second) for c in comparisons} == {("aecnn", "resnet50")}
     text = report.grid_summary(result, comparisons)
-    assert text.startswith(f"- AECNN: AUC {G.cell(result.estimate('aecnn', 'roc_auc'))}")
+    assert text.startswith(f"- AECNN: AUC {W.cell(result.estimate('aecnn', 'roc_auc'))}")
     assert "AECNN vs ResNet-50, AUC:" in text and "- Trained on cpu: AECNN, ResNet-50." in text
     assert "as each run recorded it" in text and "AECNN 0.5 min" in text  # 30 s a run
 
 
-def _table2_result() -> G.GridResult:
+def _table2_result() -> S.GridResult:
     """Two models x two learning rates x two seeds on 20 splits of synthetic cells, scored by
     the grid (AECNN's scores separate the classes better)."""
     from aecnn_utils.experiments.tune import TABLE2_METRICS
@@ -96,15 +98,15 @@ def _table2_result() -> G.GridResult:
             per_seed = []
             for _ in range(2):
                 probs = _probs(a * y + rng.normal(size=y.size))
-                per_seed.append([G.Scoring(probs, sel, rep, 0.5, float(rng.random()))
+                per_seed.append([S.Scoring(probs, sel, rep, 0.5, float(rng.random()))
                                  for sel, rep in halves])
             scorings[lr] = per_seed
             runs["cross", model, lr] = [
                 RunResult(Path("."), profile_config("smoke", model=model), pd.DataFrame(),
                           {"device": "cpu", "train_seconds": 30.0})] * 2
-        scores["cross", model] = G.score_arm("cross", model, scorings, frame, TABLE2_METRICS,
+        scores["cross", model] = S.score_arm("cross", model, scorings, frame, TABLE2_METRICS,
                                              "max", n_boot=200)
-    return G.GridResult(G.Grid("smoke", tuple(arms)), TABLE2_METRICS, scores, runs,
+    return S.GridResult(G.Grid("smoke", tuple(arms)), TABLE2_METRICS, scores, runs,
                         {"cross": "synthetic cells"})
 
 

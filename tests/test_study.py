@@ -17,6 +17,7 @@ from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.segment import NUCLEUS_FEATURES
 from aecnn_utils.data.transforms import build_eval_transform
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import wording as W
 from aecnn_utils.experiments.domain import (
     domain_separability,
     embed_2d,
@@ -72,7 +73,7 @@ def test_study_grid_trains_each_method_in_both_settings_and_words_it(
         (m, "plain") for m in ["input: grey", "test: AdaBN", PROCEDURE, REFERENCE]}
     text = study_words(result, comparisons)
     plain = result.estimate("plain", "roc_auc")
-    assert text.startswith(f"- plain: AUC {G.cell(plain)} across datasets")
+    assert text.startswith(f"- plain: AUC {W.cell(plain)} across datasets")
     arms = ", ".join([*methods, PROCEDURE, REFERENCE])
     assert f"- Trained on (across datasets) cpu: {arms}." in text
     table = optimism(result).set_index("metric")
@@ -184,10 +185,10 @@ def test_study_cli_prints_the_table_and_refuses_unknown_methods(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     from aecnn_utils.__main__ import main
-    from aecnn_utils.training import config as C
+    from aecnn_utils.training import tuned
 
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path / "profiles")
     argv = ["study", "--profile", "smoke", "--methods", "plain", "input: grey",
             "--data-root", str(synthetic_root), "--runs-dir", str(tmp_path / "runs"),
             "--set", "image_size=48", "epochs=1", "n_boot=20", "num_workers=0"]

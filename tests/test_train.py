@@ -17,8 +17,9 @@ from aecnn_utils.core.errors import RunInterrupted, TrainingDiverged
 from aecnn_utils.data.errors import DatasetNotFoundError
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.synthetic import generate_all
+from aecnn_utils.training.build import make_scheduler
 from aecnn_utils.training.config import profile_config
-from aecnn_utils.training.engine import make_scheduler, train_run
+from aecnn_utils.training.engine import train_run
 from aecnn_utils.training.prepare import prepare_data
 from aecnn_utils.training.runs import code_revision, evaluate_checkpoint, load_run
 
@@ -159,7 +160,7 @@ def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path
 def test_kill_between_checkpoint_and_history_loses_no_row(
         learnable_root: Path, tmp_path: Path, cache_dir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import aecnn_utils.training.engine as train_module
+    import aecnn_utils.training.build as train_module
 
     config = _within(learnable_root, epochs=3, synthetic_per_class=24)
     data = prepare_data(config, cache_dir, progress=False)
@@ -243,7 +244,7 @@ class _NaNAfterFirstEpoch(nn.Module):
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(
         learnable_root: Path, tmp_path: Path, cache_dir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import aecnn_utils.training.engine as train_module
+    import aecnn_utils.training.build as train_module
 
     config = _within(learnable_root, epochs=3, synthetic_per_class=24, batch_size=16)
     real_build = train_module.build_model

@@ -13,10 +13,12 @@ import yaml
 from aecnn_utils.__main__ import main
 from aecnn_utils.core.errors import TrainingDiverged
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import wording as W
 from aecnn_utils.experiments.tune import TABLE2_METRICS, model_grid, tune
 from aecnn_utils.reporting import plots
 from aecnn_utils.reporting import tables as report
 from aecnn_utils.training import config as C
+from aecnn_utils.training import tuned
 from aecnn_utils.training.config import profile_config
 from aecnn_utils.training.engine import train_run
 
@@ -26,7 +28,7 @@ SMALL = {"image_size": 32, "epochs": 2, "n_splits": 2, "test": ("herlev",), "n_b
 
 def test_tune_chooses_per_split_records_the_majority_and_the_profile_reads_it(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path / "profiles")
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
     overrides = {"data_root": str(synthetic_root), **SMALL}
     result = tune("smoke", ["aecnn"], [0.01, 0.05], tmp_path / "runs", progress=False,
@@ -66,7 +68,7 @@ def test_tune_chooses_per_split_records_the_majority_and_the_profile_reads_it(
     (top, _), *_ = e.chosen
     assert result.chosen_runs()["aecnn"] == runs[top]
     table = report.grid_table2(result)
-    assert table.loc[0, "AUC (ours)"] == G.cell(e)
+    assert table.loc[0, "AUC (ours)"] == W.cell(e)
     assert table.loc[0, "AUC (paper)"] == "0.986"
     numeric = report.grid_numeric(result)  # Fig. 2's numbers, from the same records
     assert numeric.loc[0, "roc_auc"] == e.value and numeric.loc[0, "f1_paper"] == 97.02
@@ -78,7 +80,7 @@ def test_tune_chooses_per_split_records_the_majority_and_the_profile_reads_it(
 def test_tune_cli_dry_run_and_bad_grid(synthetic_root: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path / "profiles")
     assert main(["tune", "--profile", "smoke", "--models", "mobilenet_v3_small", "--lrs",
                  "0.01", "--runs-dir", str(tmp_path)]) == 2
     assert "at least 2 learning rates" in capsys.readouterr().err
@@ -107,7 +109,7 @@ def test_local_imagenet_weights_add_a_separate_row(synthetic_root: Path, tmp_pat
     from aecnn_utils.models import pretrained_weights
     from aecnn_utils.reporting import tables as report
 
-    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path / "profiles")
     (tmp_path / "weights").mkdir()
     torch.save(mobilenet_v3_small(weights=None).state_dict(),  # stands in for ImageNet's file
                tmp_path / "weights" / "mobilenet_v3_small.pth")
@@ -128,7 +130,7 @@ def test_local_imagenet_weights_add_a_separate_row(synthetic_root: Path, tmp_pat
 
 def test_a_diverging_rate_is_never_chosen_not_a_crash(synthetic_root: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
+    monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path / "profiles")
     args = ["tune", "--profile", "smoke", "--models", "mobilenet_v3_small", "--lrs", "0.01",
             "1e12", "--runs-dir", str(tmp_path), "--data-root", str(synthetic_root),
             "--set", *(f"{k}={v}" for k, v in SMALL.items() if k != "test"), "test=[herlev]"]
@@ -148,8 +150,8 @@ def test_grids_never_read_the_tuned_record(tmp_path: Path,
     says; ``train`` (profile_config) takes the record, and the recipe."""
     from aecnn_utils.experiments.study import study_grid
 
-    monkeypatch.setattr(C, "TUNED_DIR", tmp_path / "profiles")
-    C.update_tuned("smoke", {"aecnn": {"lr": 0.3}, "recipe": {"method": "input: grey",
+    monkeypatch.setattr(tuned, "TUNED_DIR", tmp_path / "profiles")
+    tuned.update_tuned("smoke", {"aecnn": {"lr": 0.3}, "recipe": {"method": "input: grey",
                                                                "changes": {"input_mode": "grey"}}})
     assert profile_config("smoke").lr == 0.3 and profile_config("smoke").input_mode == "grey"
     grid = study_grid("smoke", ["plain"], reference=False)

@@ -32,8 +32,8 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     import warnings
     from pathlib import Path
 
-    package = str(Path(__file__).resolve().parents[1])
+    package = Path(__file__).resolve().parents[1]
     frame, level = sys._getframe(1), 1
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+    while frame is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level + 1)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from aecnn_utils.core.errors import warn
 from aecnn_utils.data import taxonomy
+from aecnn_utils.data.masks import is_herlev_mask
 from aecnn_utils.data.errors import DatasetNotFoundError, DataWarning, LabelError, LayoutError
 from aecnn_utils.data.images import image_size, is_image_file, load_image
 
@@ -240,37 +241,6 @@ def _is_herlev_root(root: Path) -> bool:
     return any((root / c).is_dir() for c in taxonomy.source_classes("herlev"))
 
 
-def is_herlev_mask(p: Path) -> bool:
-    return p.stem.lower().endswith("-d")
-
-
-#: Herlev ``*-d.bmp`` segmentation colours (RGB): dark blue background, red cytoplasm,
-#: light-blue nucleus (the synthetic generator writes them flat, without anti-aliasing).
-HERLEV_MASK_COLORS: dict[str, tuple[int, int, int]] = {
-    "background": (0, 0, 128),
-    "cytoplasm": (255, 0, 0),
-    "nucleus": (0, 128, 255),
-}
-
-
-def herlev_mask_path(path: str | Path) -> Path:
-    """Where Herlev keeps the segmentation of a cell image: ``<stem>-d.bmp`` beside it."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}-d.bmp")
-
-
-def annotated_nucleus(path: str | Path) -> np.ndarray | None:
-    """The nucleus of a Herlev-layout cell from its ``*-d.bmp`` (each pixel the nearest of
-    :data:`HERLEV_MASK_COLORS`), at the image's own size; ``None`` where there is no mask."""
-    mask_path = herlev_mask_path(path)
-    if not mask_path.is_file():
-        return None
-    rgb = load_image(mask_path).astype(np.float32)
-    colours = np.array(list(HERLEV_MASK_COLORS.values()), dtype=np.float32)
-    nearest = np.argmin(((rgb[..., None, :] - colours) ** 2).sum(-1), axis=-1)
-    return nearest == list(HERLEV_MASK_COLORS).index("nucleus")
-
-
 def scan_herlev(root: str | Path, scheme: str = "binary") -> pd.DataFrame:
     """List the Herlev cells (``<class>/<slide>-<image>-<cell>.BMP``), skipping ``*-d`` masks.
 
@@ -424,14 +394,3 @@ def scan_dataset(name: str, root: str | Path, scheme: str = "binary", **kwargs) 
     if key not in READERS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(READERS)}")
     return READERS[key](root, scheme=scheme, **kwargs)
-
-
-def dataset_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Cells and split groups per dataset, publisher class and label, beside the count of the
-    full public release where it is known (``published``; for ``scan`` and the notebooks)."""
-    table = (df.groupby(["dataset", "source_class", "label_name"], sort=False)
-             .agg(n_cells=("path", "size"), n_groups=("patient_or_slide", "nunique"))
-             .reset_index())
-    published = [taxonomy.PUBLISHED_COUNTS.get(d, {}).get(c) for d, c in
-                 zip(table["dataset"], table["source_class"], strict=True)]
-    return table.assign(published=pd.array(published, dtype="Int64"))

@@ -164,3 +164,14 @@ def taxonomy_table() -> pd.DataFrame:
     return pd.DataFrame([{"dataset": m.dataset, "source_class": m.source_class, "binary": m.binary,
                           "three_tier": m.three_tier or "(excluded)", "lineage": m.lineage,
                           "reason": m.reason} for m in MAPPINGS])
+
+
+def dataset_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Cells and split groups per dataset, publisher class and label, beside the count of the
+    full public release where it is known (``published``; for ``scan`` and the notebooks)."""
+    table = (df.groupby(["dataset", "source_class", "label_name"], sort=False)
+             .agg(n_cells=("path", "size"), n_groups=("patient_or_slide", "nunique"))
+             .reset_index())
+    published = [PUBLISHED_COUNTS.get(d, {}).get(c) for d, c in
+                 zip(table["dataset"], table["source_class"], strict=True)]
+    return table.assign(published=pd.array(published, dtype="Int64"))

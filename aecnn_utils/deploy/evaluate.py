@@ -9,11 +9,8 @@ used; intervals come from a bootstrap over slides.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from aecnn_utils.core.device import resolve_device
 from aecnn_utils.core.io import atomic_write_json, atomic_write_text
@@ -27,16 +24,9 @@ from aecnn_utils.evaluation.calibration import (
     log_probs,
 )
 from aecnn_utils.models import load_trained_model
-from aecnn_utils.training.config import ConfigError, RunConfig
-from aecnn_utils.training.runs import checkpoint_probs, predictions_frame, resolve_run
+from aecnn_utils.training.config import ConfigError
+from aecnn_utils.training.runs import checkpoint_probs, load_run, predictions_frame, resolve_run
 from aecnn_utils.training.scoring import CI_UNIT, interval_names, seen_mask
-
-
-def _load(run_dir: Path, device: torch.device) -> tuple[RunConfig, torch.nn.Module, dict, dict]:
-    config = RunConfig.load(run_dir / "config.yaml")
-    model, meta = load_trained_model(run_dir / "best.pt", map_location=device)
-    run_metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    return config, model.to(device), meta, run_metrics
 
 
 def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str | Path | None = None,
@@ -52,7 +42,10 @@ def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str |
     """
     run_dir = resolve_run(run)
     dev = resolve_device(device)
-    config, model, meta, run_metrics = _load(run_dir, dev)
+    trained = load_run(run_dir)
+    config, run_metrics = trained.config, trained.metrics
+    model, meta = load_trained_model(trained.best_checkpoint, map_location=dev)
+    model = model.to(dev)
     class_names = tuple(meta["class_names"])
     expected = taxonomy.class_names(config.scheme, dataset if config.scheme == "native"
                                     else None)
@@ -64,8 +57,7 @@ def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str |
     frame = scan_dataset(dataset, root, scheme=config.scheme, **kwargs)
     cached = cache_images(frame, int(meta["image_size"]), cache_dir,
                           resize_mode=config.resize_mode, on_error=on_error, progress=progress)
-    calibration = run_metrics.get("calibration") or {}
-    temperature = float(calibration.get("temperature", 1.0))
+    calibration, temperature = run_metrics.get("calibration") or {}, trained.temperature
     labels, probs = checkpoint_probs(model, meta, cached, dev, temperature=temperature)
     # the run's threshold on the calibrated scale: the run's decisions
     threshold = calibration.get("threshold_calibrated",

@@ -1,4 +1,4 @@
-"""Deployment: a finished run as an ONNX model, its int8 version, and an ONNX Runtime runner.
+"""Deployment: a finished run as an ONNX model, and an ONNX Runtime runner.
 
 ``python -m aecnn_utils export RUN`` writes ``<run>/model.onnx``: the run's best model with the
 softmax (and, if the run predicts with flip TTA, the flip average of
@@ -10,7 +10,7 @@ class names, the run's temperature (calibration, :mod:`aecnn_utils.evaluation.ca
 graph divides the logits by it before the softmax) and its validation threshold on that scale, run
 id, model name and arguments, kit version.
 ``--int8`` adds ``model.int8.onnx``, statically quantised by ONNX Runtime on the run's own
-training cells (:func:`quantize_int8`).
+training cells (:func:`aecnn_utils.deploy.quantize.quantize_int8`).
 
 The export uses torch's ``torch.export``-based exporter (``dynamo=True``, which needs
 ``onnxscript``); the older TorchScript exporter is deprecated in torch 2.9 and later.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,8 @@ from torch import nn
 from aecnn_utils import __version__
 from aecnn_utils.core.errors import MissingDependency
 from aecnn_utils.core.io import atomic_path
-from aecnn_utils.training.config import RunConfig
-from aecnn_utils.training.runs import TTA_FLIPS, predict_logits, resolve_run
+from aecnn_utils.models.tta import FlipTTA
+from aecnn_utils.training.runs import load_run, predict_logits, resolve_run
 from aecnn_utils.training.scoring import softmax
 
 #: ONNX opset of the export (the native opset of torch 2.14's exporter).
@@ -43,8 +42,6 @@ DEFAULT_OPSET = 20
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
 #: ``metadata_props["format"]`` of the kit's ONNX models.
 ONNX_FORMAT = "aecnn-kit/onnx-v1"
-#: Cells the int8 calibration uses by default.
-CALIBRATION_CELLS = 128
 
 
 def require(*modules: str) -> None:
@@ -92,11 +89,10 @@ def load_checkpoint(model_path: str | Path) -> TrainedModel:
 def deployment_metadata(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """What preparing a cell and reading the model's output need, from a run folder and its
     checkpoint metadata ``meta`` (as written by the trainer)."""
-    config = RunConfig.load(run_dir / "config.yaml")
-    run_metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    run = load_run(run_dir)
+    config, run_metrics, temperature = run.config, run.metrics, run.temperature
     threshold = run_metrics.get("threshold", {})
     calibration = run_metrics.get("calibration") or {}
-    temperature = float(calibration.get("temperature", 1.0))
     inference = meta.get("inference", {})
     return {"format": ONNX_FORMAT, "run_id": meta.get("run_id", run_dir.name),
             "model_name": meta["model_name"], "model_kwargs": meta.get("model_kwargs", {}),
@@ -125,26 +121,20 @@ def refuse_adabn(deploy: dict[str, Any], what: str) -> None:
 
 class ProbabilityModel(nn.Module):
     """``model`` followed by a softmax over classes of its logits divided by ``temperature``
-    (the run's calibration); with ``tta``, the logits are first averaged over the flips of
-    :data:`aecnn_utils.training.runs.TTA_FLIPS`, as :func:`predict_logits` does (one batched call
-    over the four views)."""
+    (the run's calibration); with ``tta``, the logits are first averaged over flips
+    (:class:`aecnn_utils.models.tta.FlipTTA`, as :func:`predict_logits` does)."""
 
     def __init__(self, model: nn.Module, tta: bool = False, temperature: float = 1.0) -> None:
         super().__init__()
-        self.model, self.tta, self.temperature = model, tta, float(temperature)
+        self.model = FlipTTA(model) if tta else model
+        self.tta, self.temperature = tta, float(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``N x C`` of a normalised ``N x 3 x S x S`` batch."""
-        if not self.tta:
-            logits = self.model(x).float()
-        else:
-            views = torch.cat([x.flip(dims) if dims else x for dims in TTA_FLIPS])
-            logits = self.model(views).float()
-            logits = logits.reshape(len(TTA_FLIPS), -1, logits.shape[-1]).mean(0)
-        return torch.softmax(logits / self.temperature, dim=1)
+        return torch.softmax(self.model(x).float() / self.temperature, dim=1)
 
 
-def _set_metadata(model: Any, deploy: dict[str, Any]) -> None:
+def set_metadata(model: Any, deploy: dict[str, Any]) -> None:
     """Replace ``model.metadata_props`` (an ``onnx.ModelProto``) by ``deploy`` as JSON."""
     del model.metadata_props[:]
     for key, value in deploy.items():
@@ -152,7 +142,7 @@ def _set_metadata(model: Any, deploy: dict[str, Any]) -> None:
         entry.key, entry.value = key, json.dumps(value)
 
 
-def _save(model: Any, out: Path) -> Path:
+def save_model(model: Any, out: Path) -> Path:
     """Check and write an ``onnx.ModelProto`` atomically (weights inside the file)."""
     import onnx
 
@@ -203,8 +193,8 @@ def export_module(model: nn.Module, out: str | Path, deploy: dict[str, Any], *,
     with tempfile.TemporaryDirectory() as tmp:  # the program's own save, then add metadata
         program.save(str(Path(tmp) / "model.onnx"), external_data=False)
         proto = onnx.load(str(Path(tmp) / "model.onnx"))
-    _set_metadata(proto, deploy)
-    return _save(proto, Path(out))
+    set_metadata(proto, deploy)
+    return save_model(proto, Path(out))
 
 
 def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
@@ -270,163 +260,3 @@ def parity(model_path: str | Path, onnx_path: str | Path, images: np.ndarray) ->
     ``N x 3 x S x S`` images."""
     eager = eager_probs(model_path, images)
     return float(np.abs(eager - OnnxClassifier(onnx_path).probs(images)).max())
-
-
-def run_cells(model_path: str | Path, part: str = "train", n: int | None = None, *,
-              seed: int = 0, data_root: str | None = None, cache_dir: str | Path | None = None,
-              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Cells of a run's ``part`` (``train``, ``val`` or ``test``; ``n`` of them drawn with
-    ``seed``, in the part's order, or all), prepared as the run's evaluation prepares them:
-    normalised float32 ``n x 3 x S x S`` images and their labels.
-
-    The cells come from the data the run's ``config.yaml`` names (:func:`prepare_data`, cached),
-    or from ``data_root`` when given (the same datasets elsewhere, e.g. a run trained with a
-    relative path, used from another folder).
-    """
-    from aecnn_utils.data.transforms import InputPrep, NormStats, build_eval_transform
-    from aecnn_utils.training.prepare import prepare_data
-
-    if n is not None and n < 1:
-        raise ValueError(f"at least one cell is needed, got n={n}")
-    if part not in ("train", "val", "test"):
-        raise ValueError(f"part={part!r} is not valid; choose train, val or test")
-    trained = load_checkpoint(model_path)
-    config = RunConfig.load(trained.run_dir / "config.yaml")
-    if data_root:
-        config = config.replace(data_root=str(data_root))
-    data = prepare_data(config, cache_dir, progress)
-    cells = data.caches["train" if part == "train" else "pool"]
-    rows = np.arange(len(cells)) if part == "train" else np.asarray(data.index[part])
-    if n is not None and n < len(rows):
-        rows = np.sort(np.random.default_rng(seed).choice(rows, n, replace=False))
-    deploy = trained.deploy  # the cache holds stain-normalised cells: only the input mode left
-    transform = build_eval_transform(deploy["image_size"], NormStats.from_dict(deploy["norm"]),
-                                     InputPrep.from_dict(deploy["input"]).mode_only)
-    array = cells.array()
-    images = np.stack([transform(image=np.asarray(array[i]))["image"].numpy() for i in rows])
-    return images, cells.frame["label"].to_numpy()[rows]
-
-
-def calibration_images(model_path: str | Path, n: int = CALIBRATION_CELLS, *, seed: int = 0,
-                       data_root: str | None = None, cache_dir: str | Path | None = None,
-                       progress: bool = False) -> np.ndarray:
-    """``n`` of the run's training cells (drawn with ``seed``, in the training set's order),
-    prepared as the run's evaluation prepares them (:func:`run_cells`): the int8 calibration."""
-    return run_cells(model_path, "train", n, seed=seed, data_root=data_root,
-                     cache_dir=cache_dir, progress=progress)[0]
-
-
-def _batches(images: np.ndarray | Iterable[np.ndarray], batch_size: int = 16
-             ) -> Iterator[np.ndarray]:
-    """Contiguous float32 ``N x 3 x S x S`` batches of an array or of an iterable of batches
-    (or of single ``3 x S x S`` images)."""
-    if isinstance(images, np.ndarray):
-        images = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
-    for batch in images:
-        batch = np.asarray(batch, dtype=np.float32)
-        yield np.ascontiguousarray(batch[None] if batch.ndim == 3 else batch)
-
-
-def quantize_int8(onnx_path: str | Path, calibration_images: np.ndarray | Iterable[np.ndarray],
-                  out: str | Path | None = None, *, per_channel: bool = True) -> Path:
-    """Static int8 quantisation (ONNX Runtime, QDQ format) of a model written by
-    :func:`export_onnx`, calibrated (min-max) on ``calibration_images``: normalised float32
-    ``N x 3 x S x S`` (an array, or an iterable of such batches or single images), e.g.
-    :func:`calibration_images`. Default output: ``<name>.int8.onnx`` beside the input; written
-    atomically, with the metadata carried over (``precision``: ``int8``).
-
-    ``quant_pre_process`` (shape inference, BatchNorm folded into the convolutions) runs first,
-    as ONNX Runtime recommends. Weights are quantised per output channel with 7 bits
-    (``reduce_range``): x86 CPUs without VNNI (AVX2, AVX-512) saturate 8-bit products, and on
-    such a CPU per-channel 8-bit weights moved the kit's test model's probabilities several
-    times more than per-tensor ones; with 7 bits per-channel was the closest to float. The
-    final softmax stays in float.
-    """
-    require("onnx", "onnxruntime")
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    source = Path(onnx_path)
-    deploy = read_metadata(source)
-    out = Path(out) if out else source.with_name(f"{source.stem}.int8.onnx")
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = _batches(calibration_images)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.batches, None)
-            return None if batch is None else {INPUT_NAME: batch}
-
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-        # ONNX shape inference and graph optimisation; the symbolic pass is for transformers
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        softmaxes = [node.name for node in onnx.load(str(prepared)).graph.node
-                     if node.op_type == "Softmax"]
-        quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=per_channel, reduce_range=True,
-                        nodes_to_exclude=softmaxes)
-        model = onnx.load(str(quantized))
-    _set_metadata(model, {**deploy, "precision": "int8",
-                          "quantization": {"format": "QDQ", "per_channel": per_channel,
-                                           "reduce_range": True, "calibration": "minmax"}})
-    return _save(model, out)
-
-
-def int8_report(model_path: str | Path, folder: str | Path, *, calibration: int = CALIBRATION_CELLS,
-                batch_size: int = 32, reps: int = 3, threads: int | None = None,
-                data_root: str | None = None, cache_dir: str | Path | None = None
-                ) -> dict[str, Any]:
-    """Export a run to ``folder`` (float32 and int8, calibrated on ``calibration`` training
-    cells) and compare, on the run's validation cells: the AUC of PyTorch eager, ONNX Runtime
-    float32 and int8 (binary runs), the largest probability difference of each ONNX model to
-    eager, and their inference throughput (images/s, median of ``reps`` passes over the cells
-    at ``batch_size``, eager with BatchNorm folded, as ``predict`` runs it). ``data_root``:
-    where the run's datasets are, if not where its ``config.yaml`` says."""
-    import statistics
-    import time
-
-    from sklearn.metrics import roc_auc_score
-
-    from aecnn_utils.models import fuse_batchnorm
-
-    folder = Path(folder)
-    fp32 = export_onnx(model_path, folder / "model.onnx")
-    int8 = quantize_int8(fp32, calibration_images(model_path, calibration, data_root=data_root,
-                                                  cache_dir=cache_dir))
-    images, labels = run_cells(model_path, "val", data_root=data_root, cache_dir=cache_dir)
-    trained = load_checkpoint(model_path)
-    fused = ProbabilityModel(fuse_batchnorm(trained.model), trained.deploy["tta"],
-                             trained.deploy["temperature"]).eval()
-    threads = threads or torch.get_num_threads()
-    sessions = {"onnx": OnnxClassifier(fp32, threads=threads),
-                "int8": OnnxClassifier(int8, threads=threads)}
-
-    def eager(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return fused(torch.from_numpy(batch)).numpy()
-
-    runners = {"eager": eager, **{k: v.probs for k, v in sessions.items()}}
-    probs, speed = {}, {}
-    for name, run in runners.items():
-        seconds = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            out = np.concatenate([run(images[i:i + batch_size])
-                                  for i in range(0, len(images), batch_size)])
-            seconds.append(time.perf_counter() - start)
-        probs[name], speed[name] = out, len(images) / statistics.median(seconds)
-    report: dict[str, Any] = {"run_id": trained.deploy["run_id"], "cells": len(images),
-                              "calibration_cells": calibration, "threads": threads}
-    binary = probs["eager"].shape[1] == 2 and len(np.unique(labels)) == 2
-    for name in runners:
-        report[f"{name}_img_s"] = speed[name]
-        report[f"{name}_auc"] = (float(roc_auc_score(labels, probs[name][:, 1])) if binary
-                                 else None)
-        if name != "eager":
-            report[f"{name}_max_abs_diff"] = float(np.abs(probs[name] - probs["eager"]).max())
-            report[f"{name}_same_class"] = float(
-                (probs[name].argmax(1) == probs["eager"].argmax(1)).mean())
-    return report

@@ -29,7 +29,7 @@ from aecnn_utils.core.io import atomic_write_text
 from aecnn_utils.data.cache import RESIZE_MODES, square_resize
 from aecnn_utils.data.errors import CorruptImageError, DataError, DatasetNotFoundError, DataWarning
 from aecnn_utils.data.images import IMAGE_SUFFIXES, is_image_file, load_image
-from aecnn_utils.data.readers import is_herlev_mask
+from aecnn_utils.data.masks import is_herlev_mask
 
 ON_ERROR: tuple[str, ...] = ("raise", "warn")
 

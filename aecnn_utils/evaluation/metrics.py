@@ -41,9 +41,8 @@ SCALAR_METRICS: tuple[str, ...] = (
     "roc_auc", "npv", "prevalence",
     "sens_at_spec90", "sens_at_spec95", "spec_at_sens90", "spec_at_sens95",
 )
-_N_MULTICLASS = SCALAR_METRICS.index("npv")
 #: The scalar metrics defined for C > 2 classes (the rest are binary only).
-MULTICLASS_METRICS: tuple[str, ...] = SCALAR_METRICS[:_N_MULTICLASS]
+MULTICLASS_METRICS: tuple[str, ...] = SCALAR_METRICS[:SCALAR_METRICS.index("npv")]
 _SCREENING = SCALAR_METRICS[-4:]
 _ROW_SUM_ATOL = 1e-3  # loose enough for float16 softmax outputs
 _ALPHA = (1.0 - 0.95) / 2.0  # two-sided 95% percentile interval
@@ -51,8 +50,6 @@ _MAX_CHUNK_ELEMENTS = 4_000_000  # bootstrap (replicate, cell) weights held at o
 
 
 # --------------------------------------------------------------------------- validation
-
-
 def _as_labels(y_true: Any) -> np.ndarray:
     """``y_true`` as a non-empty 1-D int64 array (integer-valued floats and bools accepted)."""
     y = np.asarray(y_true)
@@ -125,8 +122,6 @@ def _predict(probs: np.ndarray, threshold: float | None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- computations
-
-
 def _safe_div(num: Any, den: Any) -> np.ndarray:
     """``num / den`` with NaN where ``den == 0`` (no warnings)."""
     num, den = np.broadcast_arrays(np.asarray(num, dtype=np.float64), np.asarray(den))
@@ -238,8 +233,6 @@ def batch_metrics(
 
 
 # --------------------------------------------------------------------------- public
-
-
 def classification_metrics(
     y_true: Any,
     probs: Any,
@@ -268,7 +261,7 @@ def classification_metrics(
         raise ValueError(f"class_names must be {c} unique names (one per column), got {names}")
     pred = _predict(p, thr)
     ones = np.ones((1, y.size))
-    metrics = SCALAR_METRICS if c == 2 else SCALAR_METRICS[:_N_MULTICLASS]
+    metrics = SCALAR_METRICS if c == 2 else MULTICLASS_METRICS
     scalars = batch_metrics(y, p, pred, ones, metrics)
     out: dict[str, Any] = {k: float(v[0]) for k, v in scalars.items()}
     if c == 2:
@@ -314,7 +307,7 @@ def bootstrap_ci(
     """
     y, p = _validate_inputs(y_true, probs)
     thr = _resolve_threshold(threshold, p.shape[1])
-    allowed = SCALAR_METRICS if p.shape[1] == 2 else SCALAR_METRICS[:_N_MULTICLASS]
+    allowed = SCALAR_METRICS if p.shape[1] == 2 else MULTICLASS_METRICS
     names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     if not names or any(m not in allowed for m in names):
         raise ValueError(f"unknown metric(s) in {list(names)}; choose from {list(allowed)}")
@@ -365,11 +358,9 @@ def slide_weights(groups: Sequence, n_boot: int, seed: int = 0) -> np.ndarray:
 
 
 def threshold_for_sensitivity(y_true: Any, p_pos: Any, target: float = 0.95) -> float:
-    """Largest threshold ``t`` with sensitivity ``>= target`` when predicting ``p_pos >= t``.
-
-    ``y_true`` in {0, 1}, ``p_pos`` the probability of class 1. The result is one of the positive
-    scores. Choose it on the validation set, apply it unchanged to the test set.
-    """
+    """Largest threshold ``t`` (one of the positive scores) with sensitivity ``>= target`` when
+    predicting ``p_pos >= t`` (``y_true`` in {0, 1}, ``p_pos`` the probability of class 1);
+    chosen on the selection cells, applied unchanged to the report cells."""
     y, p = _validate_scores(y_true, p_pos)
     if not (0.0 < float(target) <= 1.0):
         raise ValueError(f"target sensitivity must be in (0, 1], got {target!r}")
@@ -391,8 +382,7 @@ def roc_points(y_true: Any, p_pos: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
 def bootstrap_group_mean(values: Any, groups: Any, n_boot: int = 1000,
                          seed: int = 0) -> tuple[float, float]:
     """95% percentile interval of the mean of per-cell ``values`` from a bootstrap over
-    ``groups`` (slides: drawn with replacement, with all their cells); NaN, NaN for no
-    values."""
+    ``groups`` (slides drawn with replacement, with all their cells); NaN, NaN for none."""
     v, g = np.asarray(values, dtype=float), np.asarray(groups)
     if v.shape != g.shape:
         raise ValueError(f"one group per value: {g.shape} groups for {v.shape} values")

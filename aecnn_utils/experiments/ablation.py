@@ -21,6 +21,9 @@ import numpy as np
 
 from aecnn_utils.core.names import SETTINGS
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import paired as P
+from aecnn_utils.experiments import scores as S
+from aecnn_utils.experiments import wording as W
 from aecnn_utils.training.prepare import PreparedData
 
 #: The reference row: AECNN as the paper describes it (parallel fusion, hybrid loss).
@@ -68,7 +71,7 @@ def ablation_grid(profile: str, names: Sequence[str] | None = None, *,
                   tuple(seeds) if seeds else None)
 
 
-def minority_metric(data: PreparedData) -> G.Metric | None:
+def minority_metric(data: PreparedData) -> S.Metric | None:
     """Theorem 1's metric: the recall of the class with fewest training cells (sensitivity
     when it is the positive class, else specificity); ``None`` for more than two classes
     (no per-class recall in the grid's metrics)."""
@@ -76,36 +79,36 @@ def minority_metric(data: PreparedData) -> G.Metric | None:
     if len(names) != 2:
         return None
     minority = int(np.argmin(np.asarray(data.train_counts)))
-    return G.Metric("recall" if minority == 1 else "specificity")
+    return S.Metric("recall" if minority == 1 else "specificity")
 
 
-def ablation_metrics(data: PreparedData) -> tuple[G.Metric, ...]:
+def ablation_metrics(data: PreparedData) -> tuple[S.Metric, ...]:
     """The ablation table's metrics: the screening ones, sensitivity and specificity at 0.5,
     and the sensitivity of each abnormal publisher class of the report cells."""
     pool = data.frame("pool")
     classes = dict.fromkeys(pool.loc[pool["label"] == 1, "source_class"])
-    return (*G.SCREENING, G.Metric("recall"), G.Metric("specificity"),
-            *(G.Metric("recall", cls=c) for c in classes))
+    return (*S.SCREENING, S.Metric("recall"), S.Metric("specificity"),
+            *(S.Metric("recall", cls=c) for c in classes))
 
 
-def ablation_comparisons(result: G.GridResult, data: PreparedData,
-                         setting: str = "cross") -> list[G.Comparison]:
+def ablation_comparisons(result: S.GridResult, data: PreparedData,
+                         setting: str = "cross") -> list[P.Comparison]:
     """The :data:`CLAIMS` of ``setting`` as paired comparisons (one Holm family)."""
     minority = minority_metric(data)
     claims = [(a, b, minority.key if m == "minority recall" and minority else m)
               for _, a, b, m in CLAIMS if minority or m != "minority recall"]
-    return G.compare_scores([(result.scores[setting, a], result.scores[setting, b], m)
+    return P.compare_scores([(result.scores[setting, a], result.scores[setting, b], m)
                              for a, b, m in claims
                              if (setting, a) in result.scores and (setting, b) in result.scores],
                             setting)
 
 
-def ablation_words(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> str:
+def ablation_words(result: S.GridResult, comparisons: Sequence[P.Comparison]) -> str:
     """The claims in words, from the paired comparisons: "supported" when shown in the
     claim's favour, "contradicted" when shown against it, else "not shown"; then how long a
     run trained."""
     titles = {(a, b): t for t, a, b, _ in CLAIMS}
     word = {"higher": "supported", "lower": "contradicted", "not shown": "not shown"}
-    return "\n".join([*(f"- **{titles[c.first, c.second]}** ({G.SETTING_WORDS[c.setting]}): "
-                         f"**{word[c.verdict]}** ({G.words(c, verdict=False)})."
-                         for c in comparisons), G.training_line(result)])
+    return "\n".join([*(f"- **{titles[c.first, c.second]}** ({W.SETTING_WORDS[c.setting]}): "
+                         f"**{word[c.verdict]}** ({W.words(c, verdict=False)})."
+                         for c in comparisons), W.training_line(result)])

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import paired as P
+from aecnn_utils.experiments import scores as S
 
 #: AECNN's two layer tables, the default first: the rows compared paired on AUC.
 LAYER_ROWS: tuple[str, str] = ("AECNN (parallel)", "AECNN base (parallel)")
@@ -37,17 +39,17 @@ def efficiency_grid(profile: str, names: Sequence[str] | None = None, *,
 
 def model_aucs(profile: str, runs_dir: str | Path | None = None, *,
                names: Sequence[str] | None = None, seed: int = 0, progress: bool = True,
-               **overrides: Any) -> G.GridResult:
+               **overrides: Any) -> S.GridResult:
     """Cross-dataset AUC of the benchmark rows (:func:`efficiency_grid`), from the profile's
     runs (reused when finished, trained when missing), scored by the grid: nested choices,
     slide-level intervals. ``overrides`` go to every config (``data_root``, ``device``)."""
     grid = efficiency_grid(profile, names, seed=seed)
     runs = G.run_grid(grid, runs_dir, progress=progress, **overrides)
-    return G.score_grid(grid, runs, G.grid_data(grid, **overrides), (G.Metric("roc_auc"),))
+    return G.score_grid(grid, runs, G.grid_data(grid, **overrides), (S.Metric("roc_auc"),))
 
 
-def layer_comparison(result: G.GridResult) -> G.Comparison | None:
+def layer_comparison(result: S.GridResult) -> P.Comparison | None:
     """AECNN (the default, ``fast`` layer table) against the base table on AUC (paired), when
     both are rows."""
-    found = G.compare(result, [LAYER_ROWS])
+    found = P.compare(result, [LAYER_ROWS])
     return found[0] if found else None

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aecnn_utils.data.cache import CachedImages, square_resize
-from aecnn_utils.data.readers import annotated_nucleus
+from aecnn_utils.data.masks import annotated_nucleus
 from aecnn_utils.data.segment import segment
 from aecnn_utils.data.transforms import NormStats, build_eval_transform
 from aecnn_utils.evaluation.metrics import bootstrap_group_mean
@@ -141,10 +140,13 @@ def nucleus_share(maps: np.ndarray, masks: np.ndarray) -> pd.DataFrame:
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """An RGB ``uint8`` image with a [0, 1] map laid over it (jet colour map)."""
-    colour = cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET)
-    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB).astype(np.float32)
-    return np.uint8((1 - alpha) * np.asarray(image, dtype=np.float32) + alpha * colour)
+    """An RGB ``uint8`` image with a [0, 1] map laid over it in the jet colour map, weight
+    ``alpha`` (pytorch-grad-cam's ``show_cam_on_image``)."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    return show_cam_on_image(np.asarray(image, dtype=np.float32) / 255,
+                             np.clip(heat, 0, 1).astype(np.float32), use_rgb=True,
+                             image_weight=1 - alpha)
 
 
 @dataclass

@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 from aecnn_utils.core.io import atomic_path, atomic_write_json, atomic_write_text
 from aecnn_utils.data.cache import CachedImages
 from aecnn_utils.data.segment import NUCLEUS_FEATURES, nucleus_features
+from aecnn_utils.training.build import make_loss
 from aecnn_utils.training.config import RunConfig
-from aecnn_utils.training.engine import EVALUATION_VERSION, make_loss
+from aecnn_utils.training.engine import EVALUATION_VERSION
 from aecnn_utils.training.prepare import PreparedData, prepare_data
 from aecnn_utils.training.runs import RunResult, default_runs_dir, load_run, write_predictions
 from aecnn_utils.training.scoring import evaluate_outputs

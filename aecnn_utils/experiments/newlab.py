@@ -37,6 +37,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import paired as P
+from aecnn_utils.experiments import scores as S
+from aecnn_utils.experiments import wording as W
 from aecnn_utils.experiments.morphology import fit_reference
 from aecnn_utils.training.config import MONITORS, RunConfig, profile_config
 from aecnn_utils.training.engine import train_run
@@ -73,7 +76,7 @@ METHODS: dict[str, dict[str, Any]] = {
 #: The fine-tuning methods.
 FINETUNE = tuple(m for m, c in METHODS.items() if "finetune" in c)
 #: The curve's metrics.
-CURVE_METRICS: tuple[G.Metric, ...] = G.SCREENING
+CURVE_METRICS: tuple[S.Metric, ...] = S.SCREENING
 #: AUC levels the words look for (the smallest k whose estimate reaches each).
 AUC_LEVELS: tuple[float, ...] = (0.90, 0.95)
 
@@ -154,7 +157,7 @@ def run_curve(curve: Curve, runs_dir: str | Path | None = None, *, progress: boo
     return runs, sources
 
 
-def _scoring(run: RunResult, rows: Mapping[str, int], n: int, n_classes: int) -> G.Scoring:
+def _scoring(run: RunResult, rows: Mapping[str, int], n: int, n_classes: int) -> S.Scoring:
     """One run of the curve as a scoring on the target's cells (``rows``: file name -> row):
     its probabilities at its own epoch, its selection and report cells, its threshold."""
     probs = np.full((n, n_classes), np.nan)
@@ -166,21 +169,21 @@ def _scoring(run: RunResult, rows: Mapping[str, int], n: int, n_classes: int) ->
         probs[index] = frame[[c for c in frame.columns if c.startswith("prob_")]].to_numpy()
         found[part] = np.sort(index)
     threshold = run.metrics.get("threshold", {}).get("value")
-    return G.Scoring(probs, found["val"], found["test"], threshold,
+    return S.Scoring(probs, found["val"], found["test"], threshold,
                      float(run.metrics["selection_value"]))
 
 
-def _unlabelled(run: RunResult, pool: pd.DataFrame, n_splits: int) -> list[G.Scoring]:
+def _unlabelled(run: RunResult, pool: pd.DataFrame, n_splits: int) -> list[S.Scoring]:
     """A SIPaKMeD run as a lab without labels has it: its final epoch on the first
     ``n_splits`` report halves (no threshold; no epoch chosen)."""
-    probs = softmax(np.load(run.run_dir / "epochs.npz")["logits"][-1])
-    return [G.Scoring(probs, *split_halves(run.config, pool, j), None, math.nan)
+    probs = softmax(run.epoch_logits(-1))
+    return [S.Scoring(probs, *split_halves(run.config, pool, j), None, math.nan)
             for j in range(n_splits)]
 
 
 def score_curve(curve: Curve, runs: CurveRuns, sources: Mapping[int, RunResult],
-                data: PreparedData, metrics: Sequence[G.Metric] = CURVE_METRICS, *,
-                n_boot: int | None = None, seed: int = 0) -> G.GridResult:
+                data: PreparedData, metrics: Sequence[S.Metric] = CURVE_METRICS, *,
+                n_boot: int | None = None, seed: int = 0) -> S.GridResult:
     """Every (method, k) of the curve as an arm of a grid result (setting ``cross``), scored
     on the target cells of ``data`` (the SIPaKMeD runs' data) with the same slide draws."""
     frame = data.frame("pool")
@@ -189,7 +192,7 @@ def score_curve(curve: Curve, runs: CurveRuns, sources: Mapping[int, RunResult],
     first = next(iter(sources.values()))
     mode = MONITORS[first.config.monitor]
     n_boot = n_boot or first.config.n_boot
-    per_arm: dict[str, list[list[G.Scoring]]] = {}
+    per_arm: dict[str, list[list[S.Scoring]]] = {}
     if 0 in curve.cells:  # no labels: the final epoch, scored at 0.5
         per_arm[arm_name(ZERO, 0)] = [_unlabelled(sources[s], frame, curve.n_splits)
                                       for s in curve.seeds]
@@ -198,18 +201,18 @@ def score_curve(curve: Curve, runs: CurveRuns, sources: Mapping[int, RunResult],
                                          for r in seed_runs] for seed_runs in per_seed]
     grid = G.Grid(curve.profile, tuple(G.Arm(name, group="new lab") for name in per_arm),
                   ("cross",), seeds=curve.seeds)
-    scores = {("cross", name): G.score_arm("cross", name, {"": table}, frame, metrics, mode,
+    scores = {("cross", name): S.score_arm("cross", name, {"": table}, frame, metrics, mode,
                                            n_boot=n_boot, seed=seed)
               for name, table in per_arm.items()}
-    flat: G.GridRuns = {("cross", arm_name(ZERO, 0), ""): list(sources.values())}
+    flat: S.GridRuns = {("cross", arm_name(ZERO, 0), ""): list(sources.values())}
     for (method, k), per_seed in runs.items():
         flat["cross", arm_name(method, k), ""] = [r for rs in per_seed for r in rs]
-    return G.GridResult(grid, tuple(metrics), scores, flat, {"cross": data.source.notice})
+    return S.GridResult(grid, tuple(metrics), scores, flat, {"cross": data.source.notice})
 
 
 def label_efficiency(curve: Curve, runs_dir: str | Path | None = None, *,
                      progress: bool = True, n_boot: int | None = None,
-                     **overrides: Any) -> G.GridResult:
+                     **overrides: Any) -> S.GridResult:
     """Train (or reuse) the curve's runs and score them (:func:`score_curve`)."""
     runs, sources = run_curve(curve, runs_dir, progress=progress, **overrides)
     data = prepare_data(curve.source(curve.seeds[0], **overrides), progress=False)
@@ -221,16 +224,16 @@ def _method_k(arm: str) -> tuple[str, int | None]:
     return method, None if k == "all" else int(k)
 
 
-def curve_comparisons(result: G.GridResult, metric: str = "roc_auc") -> list[G.Comparison]:
+def curve_comparisons(result: S.GridResult, metric: str = "roc_auc") -> list[P.Comparison]:
     """Every method against training from scratch at the same ``k``, paired on the same
     report halves, Holm-corrected over the whole curve."""
     arms = [a.name for a in result.grid.arms]
     pairs = [(a, arm_name(SCRATCH, _method_k(a)[1])) for a in arms
              if _method_k(a)[0] != SCRATCH and arm_name(SCRATCH, _method_k(a)[1]) in arms]
-    return G.compare(result, pairs, [metric])
+    return P.compare(result, pairs, [metric])
 
 
-def curve_frame(result: G.GridResult, metric: str = "roc_auc") -> pd.DataFrame:
+def curve_frame(result: S.GridResult, metric: str = "roc_auc") -> pd.DataFrame:
     """The records of ``metric`` with ``method`` and ``k`` (text) columns, the ``k = 0`` point
     repeated for every method (each line of the curve starts from it): what the figure and
     the CSV hold."""
@@ -243,13 +246,13 @@ def curve_frame(result: G.GridResult, metric: str = "roc_auc") -> pd.DataFrame:
     return pd.concat([*starts, rest], ignore_index=True)
 
 
-def curve_table(result: G.GridResult, metric: str = "roc_auc") -> pd.DataFrame:
+def curve_table(result: S.GridResult, metric: str = "roc_auc") -> pd.DataFrame:
     """One row per method, one column per ``k``: :func:`aecnn_utils.experiments.grid.cell` of
     ``metric`` (``k = 0``: the SIPaKMeD run as it is, in every row)."""
     cells: dict[str, dict[int | None, str]] = {}
     for arm in result.grid.arms:
         method, k = _method_k(arm.name)
-        cells.setdefault(method, {})[k] = G.cell(result.estimate(arm.name, metric))
+        cells.setdefault(method, {})[k] = W.cell(result.estimate(arm.name, metric))
     zero = cells.pop(ZERO, {}).get(0)
     ks = list(dict.fromkeys([0] * (zero is not None) + [k for row in cells.values()
                                                          for k in row]))
@@ -258,13 +261,13 @@ def curve_table(result: G.GridResult, metric: str = "roc_auc") -> pd.DataFrame:
                          for method, row in cells.items()])
 
 
-def curve_words(result: G.GridResult, comparisons: Sequence[G.Comparison],
+def curve_words(result: S.GridResult, comparisons: Sequence[P.Comparison],
                 levels: Sequence[float] = AUC_LEVELS) -> str:
     """The curve's answer in words: from which ``k`` starting from SIPaKMeD beats training from
     scratch (paired test, Holm), and from which ``k`` a method reaches each AUC level."""
     lines = []
     order = {None: np.inf}
-    by_method: dict[str, list[tuple[int | None, G.Comparison]]] = {}
+    by_method: dict[str, list[tuple[int | None, P.Comparison]]] = {}
     for c in comparisons:
         method, k = _method_k(c.first)
         by_method.setdefault(method, []).append((k, c))
@@ -292,11 +295,11 @@ def curve_words(result: G.GridResult, comparisons: Sequence[G.Comparison],
             if reached:
                 (method, k), e = min(reached, key=lambda r: order.get(r[0][1], r[0][1]))
                 lines.append(f"- AUC {level:.2f} first reached by {what} at k = "
-                             f"{'all' if k is None else k}: {method}, {G.cell(e)}.")
+                             f"{'all' if k is None else k}: {method}, {W.cell(e)}.")
             else:
                 best = max(estimates, key=value)
                 lines.append(f"- AUC {level:.2f}: not reached by {what} at any k (best: "
-                             f"{best.arm}, {G.cell(best)}).")
+                             f"{best.arm}, {W.cell(best)}).")
     return "\n".join(lines)
 
 
@@ -309,7 +312,7 @@ def _ks(ks: Sequence[int | None]) -> str:
     return ", ".join(map(k_label, ks))
 
 
-def time_line(result: G.GridResult) -> str:
+def time_line(result: S.GridResult) -> str:
     """Training time of the curve's runs as each recorded it: the mean per run of each method
     (over every ``k``, split and seed) and the sum (the SIPaKMeD runs it starts from left out:
     they are the cross-dataset results')."""

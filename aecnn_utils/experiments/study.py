@@ -27,10 +27,13 @@ import pandas as pd
 from aecnn_utils.core.names import SETTINGS
 from aecnn_utils.data.transforms import AugmentConfig
 from aecnn_utils.experiments import grid as G
-from aecnn_utils.experiments.grid import trained_on_line
+from aecnn_utils.experiments import paired as P
+from aecnn_utils.experiments import scores as S
+from aecnn_utils.experiments import wording as W
 from aecnn_utils.experiments.paper import PAPER_ABSTRACT
+from aecnn_utils.experiments.wording import trained_on_line
 from aecnn_utils.models import model_defaults
-from aecnn_utils.training.config import update_tuned
+from aecnn_utils.training.tuned import update_tuned
 
 #: Method name -> config changes. "plain" is the profile as it is.
 METHODS: dict[str, dict[str, Any]] = {
@@ -58,9 +61,9 @@ REFERENCE = "nucleus features (logistic regression)"
 PROCEDURE = "method chosen per split"
 #: The study's metrics: the screening metrics (threshold-free, or at 0.5), and balanced
 #: accuracy, sensitivity and specificity at each split's selection-chosen threshold.
-CHOSEN_THRESHOLD: tuple[G.Metric, ...] = tuple(
-    G.Metric(m, at_threshold=True) for m in ("balanced_accuracy", "recall", "specificity"))
-STUDY_METRICS: tuple[G.Metric, ...] = (*G.SCREENING, *CHOSEN_THRESHOLD)
+CHOSEN_THRESHOLD: tuple[S.Metric, ...] = tuple(
+    S.Metric(m, at_threshold=True) for m in ("balanced_accuracy", "recall", "specificity"))
+STUDY_METRICS: tuple[S.Metric, ...] = (*S.SCREENING, *CHOSEN_THRESHOLD)
 
 
 def study_methods() -> list[str]:
@@ -91,14 +94,14 @@ def study_grid(profile: str, methods: Sequence[str] | None = None, *,
     return G.Grid(profile, tuple(arms), tuple(settings), {}, tuple(seeds) if seeds else None)
 
 
-def study_comparisons(result: G.GridResult, setting: str = "cross") -> list[G.Comparison]:
+def study_comparisons(result: S.GridResult, setting: str = "cross") -> list[P.Comparison]:
     """Every arm against plain (and the procedure against plain) on the screening metrics:
     one Holm family."""
     others = [a.name for a in result.grid.arms if a.name != "plain"]
-    return G.compare(result, [(a, "plain") for a in others], G.SCREENING, setting)
+    return P.compare(result, [(a, "plain") for a in others], S.SCREENING, setting)
 
 
-def study_tables(result: G.GridResult, family: int
+def study_tables(result: S.GridResult, family: int
                  ) -> dict[str, tuple[str, pd.DataFrame]]:
     """The study's readable tables, stem -> (caption, table): ``study`` with the screening
     metrics (at 0.5 and threshold-free) and the range on new slides, ``study_val_threshold``
@@ -106,7 +109,7 @@ def study_tables(result: G.GridResult, family: int
     each caption names its threshold."""
     tables = {}
     for stem, what, metrics in (
-            ("study", "The cross-dataset study", G.SCREENING),
+            ("study", "The cross-dataset study", S.SCREENING),
             ("study_val_threshold", "The cross-dataset study at the selection threshold",
              CHOSEN_THRESHOLD)):
         if not set(metrics) <= set(result.metrics):
@@ -118,16 +121,16 @@ def study_tables(result: G.GridResult, family: int
     return tables
 
 
-def study_words(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> str:
+def study_words(result: S.GridResult, comparisons: Sequence[P.Comparison]) -> str:
     """The study in words, from the records: plain's figure and its range on new slides, each
     paired comparison with plain on AUC, the procedure's nested figure against the choice made
     on all cells (the optimism), and the distance to the paper's abstract."""
     plain = result.estimate("plain", "roc_auc")
-    lines = [f"- plain: AUC {G.cell(plain)} across datasets (new slides: "
-             f"{G.new_slides_cell(plain)})"
+    lines = [f"- plain: AUC {W.cell(plain)} across datasets (new slides: "
+             f"{W.new_slides_cell(plain)})"
              + (f", {result.estimate('plain', 'roc_auc', 'in_domain').value:.3f} in-domain."
                 if ("in_domain", "plain") in result.scores else ".")]
-    lines += [f"- {G.words(c)}." for c in comparisons if c.metric == "roc_auc"]
+    lines += [f"- {W.words(c)}." for c in comparisons if c.metric == "roc_auc"]
     if ("cross", PROCEDURE) in result.scores:
         e = result.estimate(PROCEDURE, "roc_auc")
         top = ", ".join(f"{c} ({n})" for c, n in e.chosen[:3])
@@ -151,7 +154,7 @@ def study_words(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> st
     return "\n".join(lines)
 
 
-def record_study(profile: str, result: G.GridResult) -> Path:
+def record_study(profile: str, result: S.GridResult) -> Path:
     """Record what most splits chose (:data:`PROCEDURE`) as the ``recipe`` of
     ``<profile>_tuned.yaml``, with the splits' counts. A record, never a reported figure:
     the grids do not read it (:class:`aecnn_utils.experiments.grid.Grid`); ``train`` does."""
@@ -164,7 +167,7 @@ def record_study(profile: str, result: G.GridResult) -> Path:
                "methods); the study reports the nested figure, never this choice's"}})
 
 
-def optimism(result: G.GridResult, setting: str = "cross") -> pd.DataFrame:
+def optimism(result: S.GridResult, setting: str = "cross") -> pd.DataFrame:
     """What choosing the method on every cell would have claimed: per metric, the nested
     figure of :data:`PROCEDURE` (each split's own choice, scored on its report half), the
     figure of the one method chosen on all splits' selection halves at once, the difference

@@ -17,18 +17,20 @@ from typing import Any
 
 from aecnn_utils.evaluation import metrics as M
 from aecnn_utils.experiments import grid as G
+from aecnn_utils.experiments import scores as S
 from aecnn_utils.models import MODELS, PRETRAINED, model_label
-from aecnn_utils.training.config import ConfigError, update_tuned
+from aecnn_utils.training.config import ConfigError
+from aecnn_utils.training.tuned import update_tuned
 
 #: Learning-rate grid of each profile (log-spaced, 16x range).
 TUNE_LRS: dict[str, tuple[float, ...]] = {"smoke": (0.01, 0.05), "cpu": (0.005, 0.02, 0.08),
                                           "paper": (3e-4, 1e-3, 3e-3)}
 #: Table 2's metrics: the paper's at 0.5 and at the selection-chosen threshold, and the
 #: screening ones.
-TABLE2_METRICS: tuple[G.Metric, ...] = (
-    *(G.Metric(m) for m in M.TABLE_METRICS),
-    *(G.Metric(m, at_threshold=True) for m in M.TABLE_METRICS if m != "roc_auc"),
-    G.Metric("balanced_accuracy"), G.Metric("sens_at_spec95"))
+TABLE2_METRICS: tuple[S.Metric, ...] = (
+    *(S.Metric(m) for m in M.TABLE_METRICS),
+    *(S.Metric(m, at_threshold=True) for m in M.TABLE_METRICS if m != "roc_auc"),
+    S.Metric("balanced_accuracy"), S.Metric("sens_at_spec95"))
 #: The arm the others are compared with in Table 2.
 OURS = "aecnn"
 
@@ -69,7 +71,7 @@ def model_grid(profile: str, models: Sequence[str], lrs: Sequence[float] | None 
 def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None,
          runs_dir: str | Path | None = None, progress: bool = True, write: bool = True,
          seeds: Sequence[int] | None = None, n_boot: int | None = None,
-         **overrides: Any) -> G.GridResult:
+         **overrides: Any) -> S.GridResult:
     """Train (or reuse) the model grid, score it with nested choices (Table 2's metrics) and,
     with ``write``, record what most splits chose in ``<profile>_tuned.yaml``. A rate whose
     runs diverge is warned about and never chosen."""
@@ -82,7 +84,7 @@ def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None
     return result
 
 
-def record(profile: str, result: G.GridResult) -> Path:
+def record(profile: str, result: S.GridResult) -> Path:
     """Merge the learning rate most splits chose per model (its variants are not recorded:
     ``train`` builds the model's default) into ``<profile>_tuned.yaml``, with each rate's count
     of splits and the nested AUC of the whole procedure."""

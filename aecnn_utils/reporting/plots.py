@@ -1,4 +1,6 @@
-"""Figures for the notebooks: one consistent seaborn style, PNG + PDF output, written atomically."""
+"""Figures of the results (notebooks 03-09), and every figure's shared steps: one seaborn style,
+the provenance notice, PNG + PDF output written atomically. The data and model figures of
+notebooks 01-02 are :mod:`aecnn_utils.reporting.data_plots`."""
 
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from aecnn_utils.core.io import atomic_path
 from aecnn_utils.data.cache import load_cell, row_box, square_resize
 from aecnn_utils.data.explore import sample_rows
 from aecnn_utils.data.taxonomy import DATASET_LABELS
-from aecnn_utils.experiments.grid import SETTING_WORDS, Comparison, metric_label
+from aecnn_utils.experiments.paired import Comparison
 from aecnn_utils.experiments.tune import arm_label
+from aecnn_utils.experiments.wording import SETTING_WORDS, metric_label
 
 if TYPE_CHECKING:
     from aecnn_utils.experiments.explain import Explained
@@ -31,17 +34,25 @@ def set_style() -> None:
                          "axes.titleweight": "bold", "pdf.fonttype": 42})
 
 
-def _blank(ax: plt.Axes) -> None:
+def blank_axis(ax: plt.Axes) -> None:
     """No ticks and no grid: for image panels."""
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     ax.grid(False)
 
 
-def _finish(fig: plt.Figure, notice: str | None) -> plt.Figure:
-    """Every plot's last step: tight layout, the data provenance (e.g. the synthetic-data
-    warning) stamped under it, the figure back."""
-    fig.tight_layout()
+def outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
+            width: int = 1) -> np.ndarray:
+    """A copy of an RGB image with the outer contour of ``mask`` drawn on it."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    return cv2.drawContours(image.copy(), contours, -1, colour, width)
+
+
+def finish(fig: plt.Figure, notice: str | None, tight: bool = True) -> plt.Figure:
+    """Every plot's last step: tight layout (unless the figure lays itself out), the data
+    provenance (e.g. the synthetic-data warning) stamped under it, the figure back."""
+    if tight:
+        fig.tight_layout()
     if notice:
         fig.text(0.5, -0.01, notice, ha="center", va="top", fontsize=9, color="firebrick",
                  style="italic")
@@ -49,144 +60,14 @@ def _finish(fig: plt.Figure, notice: str | None) -> plt.Figure:
 
 
 def save_figure(fig: plt.Figure, stem: str | Path) -> list[Path]:
-    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); return the written paths."""
-    stem = Path(stem)
-    written = []
-    for fmt in ("png", "pdf"):
-        target = stem.with_suffix(f".{fmt}")
+    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); return the written paths.
+    The PDF holds no creation date: the same figure drawn again is the same file."""
+    written = [Path(stem).with_suffix(f".{fmt}") for fmt in ("png", "pdf")]
+    for target in written:
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=fmt)
-        written.append(target)
+            fig.savefig(tmp, format=target.suffix[1:],
+                        metadata={"CreationDate": None} if target.suffix == ".pdf" else None)
     return written
-
-
-def plot_label_counts(counts: pd.DataFrame, notice: str | None = None) -> plt.Figure:
-    """Bars of cells per label, one panel per (scheme, dataset); input from ``label_counts``."""
-    schemes = list(dict.fromkeys(counts["scheme"]))
-    datasets = list(dict.fromkeys(counts["dataset"]))
-    fig, axes = plt.subplots(len(schemes), len(datasets), squeeze=False,
-                             figsize=(4.2 * len(datasets), 2.6 * len(schemes)))
-    for i, scheme in enumerate(schemes):
-        for j, name in enumerate(datasets):
-            ax = axes[i][j]
-            sub = counts[(counts["scheme"] == scheme) & (counts["dataset"] == name)]
-            sns.barplot(data=sub, y="label_name", x="n_cells", ax=ax, color=f"C{j}")
-            for container in ax.containers:
-                ax.bar_label(container, fontsize=8, padding=2)
-            ax.set_title(f"{DATASET_LABELS.get(name, name)} - {scheme}", fontsize=10)
-            ax.set(xlabel="cells" if i == len(schemes) - 1 else "", ylabel="")
-            ax.tick_params(axis="y", labelsize=8)
-    return _finish(fig, notice)
-
-
-def plot_sample_grid(df: pd.DataFrame, per_class: int = 6, size: int = 96, seed: int = 0,
-                     title: str | None = None, notice: str | None = None) -> plt.Figure:
-    """A row of random sample cells per class (padded to square, not stretched)."""
-    rows = sample_rows(df, per_class, seed)
-    classes = list(dict.fromkeys(rows["source_class"]))
-    fig, axes = plt.subplots(len(classes), per_class, squeeze=False,
-                             figsize=(1.25 * per_class + 1.8, 1.3 * len(classes)))
-    for i, cls in enumerate(classes):
-        sub = rows[rows["source_class"] == cls]
-        for j in range(per_class):
-            ax = axes[i][j]
-            _blank(ax)
-            if j < len(sub):
-                row = sub.iloc[j]
-                ax.imshow(square_resize(load_cell(row.path, row_box(row)), size))
-            else:
-                ax.axis("off")
-            if j == 0:
-                label = sub.iloc[0]["label_name"]
-                ax.set_ylabel(f"{cls}\n({label})" if label != cls else cls, rotation=0,
-                              ha="right", va="center", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    return _finish(fig, notice)
-
-
-def plot_image_statistics(stats: pd.DataFrame, notice: str | None = None) -> plt.Figure:
-    """Image sizes (width vs height) and mean colour per class, one colour per dataset."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    sns.scatterplot(data=stats, x="width", y="height", hue="dataset", style="label_name",
-                    ax=axes[0], s=18, alpha=0.7)
-    axes[0].set_title("image size (pixels)")
-    long = stats.melt(id_vars=["dataset"], value_vars=["mean_r", "mean_g", "mean_b"],
-                      var_name="channel", value_name="mean intensity")
-    long["channel"] = long["channel"].str[-1].str.upper()
-    sns.boxplot(data=long, x="channel", y="mean intensity", hue="dataset", ax=axes[1],
-                fliersize=1)
-    axes[1].set_title("mean colour per image")
-    sns.boxplot(data=stats, y="source_class", x="dark_fraction", hue="dataset", ax=axes[2],
-                fliersize=1, dodge=False)
-    axes[2].set(title="share of dark pixels (< 100)", ylabel="")
-    axes[2].tick_params(axis="y", labelsize=7)
-    return _finish(fig, notice)
-
-
-def plot_augmentations(images: Sequence[np.ndarray], pipelines: dict[str, object],
-                       seed: int = 0, notice: str | None = None) -> plt.Figure:
-    """Each sample cell (rows) under each augmentation pipeline (columns), seeded."""
-    names = list(pipelines)
-    fig, axes = plt.subplots(len(images), len(names) + 1, squeeze=False,
-                             figsize=(1.6 * (len(names) + 1), 1.7 * len(images)))
-    for i, image in enumerate(images):
-        axes[i][0].imshow(image)
-        if i == 0:
-            axes[i][0].set_title("original", fontsize=9)
-        for j, name in enumerate(names, start=1):
-            pipe = pipelines[name]
-            pipe.set_random_seed(seed + i)
-            axes[i][j].imshow(pipe(image=image)["image"])
-            if i == 0:
-                axes[i][j].set_title(name, fontsize=9)
-        for ax in axes[i]:
-            _blank(ax)
-    return _finish(fig, notice)
-
-
-def plot_attention_maps(images: Sequence[np.ndarray],
-                        maps: dict[str, dict[str, dict[str, object]]],
-                        notice: str | None = None, alpha: float = 0.5) -> plt.Figure:
-    """Spatial attention (Eq. 3) of each stage overlaid on each cell.
-
-    Args:
-        images: the RGB cells (``H x W x 3`` uint8) that were fed to the model(s).
-        maps: ``{label: attention_maps(model, batch)}``, e.g. ``{"untrained": ..., "trained":
-            ...}``; every stage with a spatial map gets a column per label.
-    """
-    columns = [(label, stage) for label, per_stage in maps.items()
-               for stage, kinds in per_stage.items() if "spatial" in kinds]
-    fig, axes = plt.subplots(len(images), len(columns) + 1, squeeze=False,
-                             figsize=(1.8 * (len(columns) + 1), 1.9 * len(images)))
-    for i, image in enumerate(images):
-        axes[i][0].imshow(image)
-        if i == 0:
-            axes[i][0].set_title("cell", fontsize=9)
-        for j, (label, stage) in enumerate(columns, start=1):
-            sa = np.asarray(maps[label][stage]["spatial"][i, 0].float().cpu(), np.float32)
-            heat = cv2.resize(sa, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-            axes[i][j].imshow(image)
-            axes[i][j].imshow(heat, cmap="magma", alpha=alpha, vmin=0, vmax=1)
-            if i == 0:
-                axes[i][j].set_title(f"{label}\n{stage}", fontsize=9)
-        for ax in axes[i]:
-            _blank(ax)
-    return _finish(fig, notice)
-
-
-def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
-    """Parameters and GMACs per model (log scale), from ``complexity_table``."""
-    data = table.assign(label=table["model"].map(arm_label))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * len(data) + 1.2))
-    for ax, col, title in ((axes[0], "params_M", "parameters (millions)"),
-                           (axes[1], "GMACs", f"GMACs at {data['input'].iloc[0]}")):
-        sns.barplot(data=data, y="label", x=col, ax=ax, hue="label", legend=False)
-        ax.set_xscale("log")
-        for container in ax.containers:
-            ax.bar_label(container, fmt="%.3g", fontsize=9, padding=2)
-        ax.set(title=title, xlabel="", ylabel="")
-    return _finish(fig, notice)
 
 
 def plot_training_curves(histories: dict[str, pd.DataFrame],
@@ -194,17 +75,15 @@ def plot_training_curves(histories: dict[str, pd.DataFrame],
     """Per-epoch training and validation loss and validation AUC, one colour per run."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for k, (label, h) in enumerate(histories.items()):
-        color = f"C{k}"
-        name = arm_label(label)
-        axes[0].plot(h["epoch"], h["train_loss"], color=color, label=name)
-        axes[1].plot(h["epoch"], h["val_loss"], color=color, label=name)
-        axes[2].plot(h["epoch"], h["val_auc"], color=color, marker="o", ms=3, label=name)
+        for ax, col in zip(axes, ("train_loss", "val_loss", "val_auc"), strict=True):
+            ax.plot(h["epoch"], h[col], color=f"C{k}", label=arm_label(label),
+                    **({"marker": "o", "ms": 3} if col == "val_auc" else {}))
     for ax, title in zip(axes, ("training loss", "validation loss", "validation AUC"),
                          strict=True):
         ax.set(title=title, xlabel="epoch")
     axes[2].set_ylim(0, 1.02)
     axes[0].legend()
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_accuracy_across_datasets(acc: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -219,7 +98,7 @@ def plot_accuracy_across_datasets(acc: pd.DataFrame, notice: str | None = None) 
     ax.set_xticks(range(len(order)), order)
     ax.set(ylabel="accuracy (%)", ylim=(0, 100), title="Accuracy across datasets")
     ax.legend()
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_f1_bars(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -238,7 +117,7 @@ def plot_f1_bars(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
     ax.set_xticks(x, table["model"])
     ax.set(ylabel="F1-score (%)", ylim=(0, 105), title="F1-score per model")
     ax.legend(loc="lower right")
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_roc_curves(curves: dict[str, dict], notice: str | None = None) -> plt.Figure:
@@ -260,14 +139,14 @@ def plot_roc_curves(curves: dict[str, dict], notice: str | None = None) -> plt.F
            ylabel="sensitivity (true positive rate)",
            title="ROC on the report halves (mean; band: 95% of splits x seeds)")
     ax.legend(loc="lower right", fontsize=8)
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_reliability(curves: dict[str, dict], where: str, notice: str | None = None
                      ) -> plt.Figure:
     """Reliability diagrams, one panel per model: each bin's mean predicted probability against
     the share of its cells that are positive (binary: abnormal), before and after temperature
-    scaling (:func:`aecnn_utils.evaluation.calibration.stored_reliability`); marker area ~ cells.
+    scaling (:func:`aecnn_utils.reporting.tables.run_reliability`); marker area ~ cells.
     ``where``: the cells the curves are on (the title says it)."""
     fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.9), squeeze=False)
     fig.suptitle(f"Reliability: {where}", fontsize=10)
@@ -286,7 +165,7 @@ def plot_reliability(curves: dict[str, dict], where: str, notice: str | None = N
         ax.legend(fontsize=7, loc="upper left")
     binary = all(c["binary"] for c in curves.values())
     axes[0][0].set_ylabel("observed share abnormal" if binary else "share correct")
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_explanations(e: Explained, per_class: int = 1,
@@ -294,15 +173,16 @@ def plot_explanations(e: Explained, per_class: int = 1,
     """A grid of one model's maps (:func:`aecnn_utils.experiments.explain.explain_run`): a row per
     publisher class, ``per_class`` correctly and incorrectly predicted cells each (the most
     confident first), each as the cell with its nucleus outlined, Grad-CAM of the predicted
-    class and (AECNN) the spatial attention. Empty panels: no such cell."""
+    class and (AECNN) the spatial attention, with the maps' colour bar. A blank panel: no
+    cell of that class was predicted that way (the figure says so)."""
     from aecnn_utils.experiments.explain import overlay
 
     classes = list(dict.fromkeys(e.cells["source_class"]))
     panels = 3 if e.attention is not None else 2
     columns = 2 * per_class * panels  # right ones, then wrong ones
     fig, axes = plt.subplots(len(classes), columns,
-                             figsize=(1.25 * columns, 1.35 * len(classes) + 0.6),
-                             squeeze=False)
+                             figsize=(1.25 * columns + 0.6, 1.35 * len(classes) + 0.6),
+                             squeeze=False, layout="constrained")
     for r, cls in enumerate(classes):
         for ok_col, ok in enumerate((True, False)):
             rows = e.cells[(e.cells["source_class"] == cls) & (e.cells["correct"] == ok)]
@@ -310,14 +190,11 @@ def plot_explanations(e: Explained, per_class: int = 1,
             for k in range(per_class):
                 base = (ok_col * per_class + k) * panels
                 for p in range(panels):
-                    _blank(axes[r, base + p])
+                    blank_axis(axes[r, base + p])
                 if k >= len(rows):
                     continue
                 i = rows[k]
-                cell = e.images[i].copy()
-                contours, _ = cv2.findContours(e.masks[i].astype(np.uint8), cv2.RETR_EXTERNAL,
-                                               cv2.CHAIN_APPROX_NONE)
-                cv2.drawContours(cell, contours, -1, (255, 255, 0), 1)
+                cell = outline(e.images[i], e.masks[i], (255, 255, 0))
                 shown = [cell, overlay(e.images[i], e.cam[i])]
                 if e.attention is not None:
                     shown.append(overlay(e.images[i], e.attention[i]))
@@ -332,7 +209,13 @@ def plot_explanations(e: Explained, per_class: int = 1,
         axes[-1, c].set_xlabel(names[c % panels], fontsize=6)
     fig.suptitle(f"{arm_label(e.model)}: where it looks (left: right predictions, right: "
                  "wrong ones)", fontsize=9)
-    return _finish(fig, notice)
+    bar = fig.colorbar(plt.cm.ScalarMappable(plt.Normalize(0, 1), "jet"), ax=axes, shrink=0.6,
+                       pad=0.02, aspect=30)
+    bar.set_label("map value (0: none, 1: the map's peak)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    fig.text(0.01, 0.005, "A blank panel: no cell of that class was predicted that way.",
+             fontsize=6, color="dimgrey")
+    return finish(fig, notice, tight=False)
 
 
 def plot_nucleus_share(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -355,12 +238,12 @@ def plot_nucleus_share(table: pd.DataFrame, notice: str | None = None) -> plt.Fi
                   rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("Grad-CAM on nucleus / nucleus area")
     ax.legend(fontsize=8)
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_comparisons(comparisons: Sequence[Comparison], labels: dict[str, str] | None = None,
                      notice: str | None = None) -> plt.Figure:
-    """Paired comparisons as a forest plot (:func:`aecnn_utils.experiments.grid.compare`), a panel
+    """Paired comparisons as a forest plot (:func:`aecnn_utils.experiments.paired.compare`), a panel
     per metric and setting: each difference (first arm minus second) with its 95% interval (thin)
     and its Holm interval (thick); filled where the difference is shown, open where not; zero
     dashed. AUC as a fraction, the rest in points."""
@@ -388,7 +271,7 @@ def plot_comparisons(comparisons: Sequence[Comparison], labels: dict[str, str] |
                           [f"{labels.get(a, a)} - {labels.get(b, b)}" for a, b in y], fontsize=8)
     fig.suptitle(f"Paired differences: 95% interval (thin), Holm interval over "
                  f"{comparisons[0].family} (thick); filled = shown", fontsize=9)
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_confusion_matrices(matrices: dict[str, np.ndarray], class_names: Sequence[str],
@@ -406,21 +289,21 @@ def plot_confusion_matrices(matrices: dict[str, np.ndarray], class_names: Sequen
             text.set_text(f"{cm[i, j]}\n{text.get_text()}")
         ax.set(title=arm_label(model), xlabel="predicted", ylabel="true")
         ax.grid(False)
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_per_class_detection(detection: pd.DataFrame,
                              notice: str | None = None) -> plt.Figure:
     """Share of each publisher class classified correctly (sensitivity for abnormal classes,
     specificity for normal ones), one bar per model."""
-    data = detection.assign(label=detection["model"].map(arm_label),
+    data = detection.assign(model=detection["model"].map(arm_label),
                             cls=detection["source_class"] + " (" + detection["label_name"] + ")")
     fig, ax = plt.subplots(figsize=(8, 0.45 * data["cls"].nunique() + 1.5))
-    sns.barplot(data=data, y="cls", x="correct", hue="label", ax=ax)
+    sns.barplot(data=data, y="cls", x="correct", hue="model", ax=ax)
     ax.set(xlim=(0, 1), xlabel="share classified correctly", ylabel="",
-           title="Per-class sensitivity / specificity (test set)")
+           title="Per-class sensitivity / specificity (report cells)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_segmentation(df: pd.DataFrame, per_class: int = 3, size: int = 96, seed: int = 0,
@@ -439,20 +322,15 @@ def plot_segmentation(df: pd.DataFrame, per_class: int = 3, size: int = 96, seed
         for j in range(per_class):
             trio = axes[i][3 * j:3 * j + 3]
             for ax in trio:
-                _blank(ax)
+                blank_axis(ax)
             if j >= len(sub):
-                for ax in trio:
-                    ax.axis("off")
-                continue
+                continue  # fewer cells of this class than panels
             row = sub.iloc[j]
             image = load_cell(row.path, row_box(row))
             seg = segment(image)
-            shown = image.copy()
             width = max(1, image.shape[0] // 60)
-            for mask, colour in ((seg.cell, (0, 200, 0)), (seg.nucleus, (230, 0, 0))):
-                contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                               cv2.CHAIN_APPROX_NONE)
-                cv2.drawContours(shown, contours, -1, colour, width)
+            shown = outline(outline(image, seg.cell, (0, 200, 0), width), seg.nucleus,
+                            (230, 0, 0), width)
             trio[0].imshow(square_resize(shown, size))
             trio[1].imshow(square_resize(harmonise(image, "cell", seg), size))
             trio[2].imshow(square_resize(harmonise(image, "nucleus", seg), size))
@@ -460,7 +338,7 @@ def plot_segmentation(df: pd.DataFrame, per_class: int = 3, size: int = 96, seed
                 for ax, title in zip(trio, panels, strict=True):
                     ax.set_title(title, fontsize=7)
         axes[i][0].set_ylabel(cls, rotation=0, ha="right", va="center", fontsize=8)
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_embedding(points: np.ndarray, frame: pd.DataFrame, title: str,
@@ -470,11 +348,11 @@ def plot_embedding(points: np.ndarray, frame: pd.DataFrame, title: str,
     fig, ax = plt.subplots(figsize=(6.5, 5))
     shown = frame.assign(x=points[:, 0], y=points[:, 1],
                          dataset=frame["dataset"].map(lambda d: DATASET_LABELS.get(d, d)))
-    sns.scatterplot(data=shown, x="x", y="y", hue="dataset", style="label_name", s=14,
-                    alpha=0.7, linewidth=0, ax=ax)
+    sns.scatterplot(data=shown.rename(columns={"label_name": "class"}), x="x", y="y",
+                    hue="dataset", style="class", s=14, alpha=0.7, linewidth=0, ax=ax)
     ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
     ax.legend(fontsize=8, markerscale=1.5, loc="best")
-    return _finish(fig, notice)
+    return finish(fig, notice)
 
 
 def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
@@ -494,19 +372,16 @@ def plot_speed_vs_auc(table: pd.DataFrame, notice: str | None = None) -> plt.Fig
         ax.set(xscale="log", xlabel=f"{title} at {size} px (images/s)",
                title=f"AUC against {title} speed")
     axes[0].set_ylabel("AUC across datasets (95% interval)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9,
-               frameon=False)
-    return _finish(fig, notice)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize=9, frameon=False)
+    return finish(fig, notice)
 
 
 def plot_label_efficiency(table: pd.DataFrame, levels: Sequence[float] = (0.90, 0.95),
                           notice: str | None = None) -> plt.Figure:
-    """The label-efficiency curve (:mod:`aecnn_utils.experiments.newlab`): AUC on the report halves
-    against the labelled cells ``k`` (evenly spaced; ``all``: the whole pool), one line per
-    method with its 95% slide interval; ``k = 0`` is the SIPaKMeD run as it is. ``table``:
-    ``method``, ``k`` (text), ``value``, ``low``, ``high`` (:func:`aecnn_utils.experiments.newlab.
-    curve_frame`); the AUC levels dashed."""
+    """The label-efficiency curve: AUC on the report halves against the labelled cells ``k``
+    (``all``: the whole pool; ``0``: the SIPaKMeD run as it is), a line per method with its 95%
+    slide interval, the AUC ``levels`` dashed (``table``: ``newlab.curve_frame``)."""
     ks = list(dict.fromkeys(table["k"]))
     methods = list(dict.fromkeys(table["method"]))
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
@@ -520,7 +395,6 @@ def plot_label_efficiency(table: pd.DataFrame, levels: Sequence[float] = (0.90, 
     for level in levels:
         ax.axhline(level, color="grey", ls="--", lw=0.8)
     ax.set_xticks(np.arange(len(ks)), ks)
-    ax.set_xlabel("labelled cells of the new lab (k)")
-    ax.set_ylabel("AUC on the report halves")
+    ax.set(xlabel="labelled cells of the new lab (k)", ylabel="AUC on the report halves")
     ax.legend(fontsize=8, loc="lower right")
-    return _finish(fig, notice)
+    return finish(fig, notice)

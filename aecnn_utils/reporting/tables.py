@@ -22,10 +22,12 @@ from aecnn_utils.core.io import atomic_write_text
 from aecnn_utils.data.taxonomy import DATASET_LABELS
 from aecnn_utils.evaluation import metrics as M
 from aecnn_utils.evaluation.calibration import T_RANGE, reliability
-from aecnn_utils.experiments import grid as G
-from aecnn_utils.experiments.grid import trained_on_line
+from aecnn_utils.experiments import paired as P
+from aecnn_utils.experiments import scores as S
+from aecnn_utils.experiments import wording as W
 from aecnn_utils.experiments.paper import PAPER_TABLE2
 from aecnn_utils.experiments.tune import arm_label
+from aecnn_utils.experiments.wording import trained_on_line
 from aecnn_utils.training.prepare import PreparedData
 from aecnn_utils.training.runs import RunResult, evaluate_checkpoint
 from aecnn_utils.training.scoring import CALIBRATION_SCORES
@@ -35,7 +37,7 @@ METRIC_LABELS: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision
                                  "f1": "F1-Score", "roc_auc": "AUC"}
 
 
-def grid_table2(result: G.GridResult, at_threshold: bool = False) -> pd.DataFrame:
+def grid_table2(result: S.GridResult, at_threshold: bool = False) -> pd.DataFrame:
     """Table 2 from the model grid (:func:`aecnn_utils.experiments.tune.tune`): per model each of
     the paper's metrics as a :func:`aecnn_utils.experiments.grid.cell` (nested choices, seeds,
     slide-level interval; at 0.5, or with ``at_threshold`` at each split's selection-chosen
@@ -46,19 +48,19 @@ def grid_table2(result: G.GridResult, at_threshold: bool = False) -> pd.DataFram
         row = {"Model": arm_label(arm.name)}
         for metric, label in METRIC_LABELS.items():
             key = f"{metric}@threshold" if at_threshold and metric != "roc_auc" else metric
-            row[f"{label} (ours)"] = G.cell(result.estimate(arm.name, key))
+            row[f"{label} (ours)"] = W.cell(result.estimate(arm.name, key))
             paper = PAPER_TABLE2.get(arm.name, {}).get(metric)
             row[f"{label} (paper)"] = "-" if paper is None else (
                 f"{paper:.3f}" if metric == "roc_auc" else f"{paper:.2f}")
         auc = result.estimate(arm.name, "roc_auc")
-        row["AUC, new slides (95%)"] = G.new_slides_cell(auc)
+        row["AUC, new slides (95%)"] = W.new_slides_cell(auc)
         row["Learning rate (splits)"] = ", ".join(f"{c.removeprefix('lr ')} ({n})"
                                                   for c, n in auc.chosen)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def grid_numeric(result: G.GridResult, metrics: Sequence[str] = tuple(METRIC_LABELS),
+def grid_numeric(result: S.GridResult, metrics: Sequence[str] = tuple(METRIC_LABELS),
                  setting: str = "cross") -> pd.DataFrame:
     """One row per arm, per metric key its value, ``_std`` (the table's spread), ``_low``,
     ``_high``, ``_new_low``, ``_new_high`` (percent, AUC as a fraction) and the paper's value
@@ -78,40 +80,40 @@ def grid_numeric(result: G.GridResult, metrics: Sequence[str] = tuple(METRIC_LAB
     return pd.DataFrame(rows)
 
 
-def table2_comparisons(result: G.GridResult, ours: str = "aecnn") -> list[G.Comparison]:
+def table2_comparisons(result: S.GridResult, ours: str = "aecnn") -> list[P.Comparison]:
     """AECNN against every other model on the screening metrics (one Holm family)."""
-    return G.compare(result, [(ours, a.name) for a in result.grid.arms if a.name != ours],
-                     G.SCREENING)
+    return P.compare(result, [(ours, a.name) for a in result.grid.arms if a.name != ours],
+                     S.SCREENING)
 
 
-def grid_summary(result: G.GridResult, comparisons: Sequence[G.Comparison]) -> str:
+def grid_summary(result: S.GridResult, comparisons: Sequence[P.Comparison]) -> str:
     """Table 2 in words, from the records: each model's AUC with its range on new slides and
     the optimism of choosing its learning rate once on all cells, then each paired comparison
     (AUC; the rest in the comparisons table)."""
     lines = []
     for arm in result.grid.arms:
         e = result.estimate(arm.name, "roc_auc")
-        lines.append(f"- {arm_label(arm.name)}: AUC {G.cell(e)} (new slides "
-                     f"{G.new_slides_cell(e)}); with its learning rate chosen once on all "
+        lines.append(f"- {arm_label(arm.name)}: AUC {W.cell(e)} (new slides "
+                     f"{W.new_slides_cell(e)}); with its learning rate chosen once on all "
                      f"cells ({e.all_cells_choice}) {e.all_cells:.3f} "
                      f"({e.all_cells - e.value:+.3f}).")
     labels = {a.name: arm_label(a.name) for a in result.grid.arms}
-    lines += [f"- {G.words(c, labels)}." for c in comparisons if c.metric == "roc_auc"]
+    lines += [f"- {W.words(c, labels)}." for c in comparisons if c.metric == "roc_auc"]
     frame = result.frame()
     auc = frame[frame["metric"] == "roc_auc"]
     lines.append(trained_on_line(zip(auc["arm"].map(arm_label), auc["device"], strict=True)))
-    lines.append(G.training_line(result, labels))
+    lines.append(W.training_line(result, labels))
     return "\n".join(lines) + "\n"
 
 
-def write_grid(result: G.GridResult, comparisons: Sequence[G.Comparison], stem: str | Path,
+def write_grid(result: S.GridResult, comparisons: Sequence[P.Comparison], stem: str | Path,
                caption: str, pretty: pd.DataFrame) -> list[Path]:
     """A grid's table as :func:`write_table` writes one (the records as ``stem.csv``, the
     readable table as ``.md`` and ``.tex``) and its comparisons as
     ``stem_comparisons.csv``."""
     stem = Path(stem)
     written = write_table(result.frame(), stem, caption, pretty)
-    frame = G.comparisons_frame(comparisons)
+    frame = P.comparisons_frame(comparisons)
     path = stem.with_name(f"{stem.name}_comparisons.csv")
     written.append(atomic_write_text(path, frame.to_csv(index=False)))
     return written
@@ -213,10 +215,10 @@ def run_reliability(run: RunResult, data: PreparedData) -> dict[str, Any]:
     """:func:`aecnn_utils.evaluation.calibration.reliability` of a run's best epoch on its test
     (report) cells, from its stored logits (``epochs.npz``) and at its stored temperature (fitted on
     its validation cells, ``metrics.json``)."""
-    logits = np.load(run.run_dir / "epochs.npz")["logits"][run.metrics["best_epoch"] - 1]
+    logits = run.epoch_logits(run.metrics["best_epoch"])
     rows = data.index["test"]
     return reliability(data.frame("pool")["label"].to_numpy()[rows], logits[rows],
-                       run.metrics["calibration"]["temperature"])
+                       run.temperature)
 
 
 def calibration_caption(table: pd.DataFrame) -> str:
@@ -272,7 +274,7 @@ def roc_curves(results: dict[str, Sequence[RunResult]], data: PreparedData
     for model, runs in results.items():
         tprs, aucs = [], []
         for run in runs:
-            for s in G.run_scorings(run, data):
+            for s in S.run_scorings(run, data):
                 y, p = labels[s.report_rows], s.probs[s.report_rows, 1]
                 if len(np.unique(y)) < 2:
                     continue

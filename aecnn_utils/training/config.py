@@ -1,49 +1,26 @@
 """Run configuration: one dataclass describes a run, and is saved next to its results.
 
-Three named profiles (:func:`profile_config`):
+Profiles (:func:`profile_config`; their table: ``docs/configuration.md``): ``smoke`` (seconds,
+synthetic data, for tests and nbval), ``cpu`` (a real result on a 2-core CPU: SIPaKMeD trains,
+the Herlev cells halved by slide into selection and report halves 20 times, 96 px, 10 epochs;
+CRIC is not available) and ``paper`` (section 4: SIPaKMeD -> Herlev -> CRIC, 224 px, SGD with
+momentum 0.9 and weight decay 1e-4, cosine from 1e-3, 150 epochs, patience 20, five seeds).
 
-``smoke``  seconds on a CPU: tiny synthetic data, 64 px, 2 epochs; for tests and nbval.
-``cpu``    a real result on a 2-core CPU (training times: the README's results): the
-           real SIPaKMeD for training, the available Herlev cells halved by slide into a
-           selection and a report half, 20 times (CRIC is not available on the kit's
-           machines), 96 px, 10 epochs.
-``paper``  section 4 exactly: SIPaKMeD -> Herlev -> CRIC, 224 px, batch 32, SGD (momentum 0.9,
-           weight decay 1e-4), cosine decay from lr 1e-3, 150 epochs, early stopping with
-           patience 20, five seeds.
+Protocols: ``cross`` trains on ``train``, selects on ``val``, tests on ``test`` (the same
+dataset for both: halved by slide, ``val_fraction`` to selection); ``within`` splits one
+dataset by groups into train/val/test (``val_fraction``, ``test_fraction``); ``kfold`` is
+grouped ``n_folds``-fold cross-validation (``fold`` tests); ``adapt`` is a new lab's cells: the
+target ``test`` is halved as ``cross`` halves it, ``train_cells`` cells of the other half
+(whole slides, stratified) are labelled, ``select_fraction`` of them choose epoch and threshold
+and the rest train, with ``train``'s other datasets (joint training). ``roots`` maps a dataset
+to its own folder. ``init_from`` starts from a finished run (``last.pt``: its final epoch) and
+``finetune`` says what trains (:mod:`aecnn_utils.training.finetune`).
 
-Protocols (``protocol``):
-
-``cross``  train on ``train``, select on ``val``, test on ``test`` (dataset names). When ``val``
-           and ``test`` name the same dataset(s) they are split into two grouped, stratified
-           parts (``val_fraction`` to validation), so no slide is in both.
-``within`` one dataset (``train``) split into train/val/test by groups, stratified
-           (``val_fraction``, ``test_fraction``).
-``kfold``  ``n_folds``-fold grouped, stratified cross-validation on ``train``; ``fold`` is the
-           test fold and validation is carved (grouped) from the remaining folds.
-``adapt``  a new lab's labelled cells: the target ``test`` (also named in ``train``) is halved
-           by slide as ``cross`` halves it (``val_fraction``); ``train_cells`` cells of the other
-           half, whole slides, stratified, are labelled: ``select_fraction`` of them (by slide)
-           choose epoch and threshold, the rest train, with ``train``'s other datasets (joint
-           training); the report half is scored.
-
-``train_cells`` (``within`` and ``adapt``) keeps that many labelled cells, by slide and
-stratified (0: all). ``roots`` maps a dataset to its own folder (a lab's cells), beside
-``data_root``. ``init_from`` starts from a finished run (folder or ``best.pt``; ``last.pt``:
-its final epoch, no epoch chosen on labels) and
-``finetune`` says what trains (:data:`FINETUNE_MODES`); the source's image size, input and
-class scheme must be the config's, and its normalisation is kept
-(:mod:`aecnn_utils.training.finetune`).
-
-Splits are drawn with ``split_seed`` and stay fixed across training seeds (``seed``/``seeds``):
-the runs of one model differ only in initialisation, augmentation and batch order, as in the
-paper's "averaged across five independent runs".
-
-Repeated splits (``n_splits`` > 1, ``cross`` with the same datasets for val and test): training
-does not depend on how the validation/test cells are halved, so a run trains once, for all its
-epochs, keeps every epoch's outputs on all of those cells, and then, for each split seed
-``split_seed .. split_seed + n_splits - 1``, chooses the epoch (early stopping replayed) and
-the threshold on that split's selection half and scores its report half
-(:mod:`aecnn_utils.training.scoring`).
+Splits are drawn with ``split_seed`` and stay fixed across training seeds, so the runs of one
+model differ only in initialisation, augmentation and batch order (the paper's "averaged
+across five independent runs"). With repeated splits (``n_splits`` > 1) a run trains once,
+keeps every epoch's outputs, and for each split chooses epoch and threshold on its selection
+half and scores its report half (:mod:`aecnn_utils.training.scoring`).
 """
 
 from __future__ import annotations
@@ -59,6 +36,7 @@ from typing import Any
 import yaml
 
 from aecnn_utils import __version__
+from aecnn_utils.core.coerce import coerce
 from aecnn_utils.core.errors import ConfigError
 from aecnn_utils.core.io import atomic_write_text
 from aecnn_utils.core.names import FINETUNE_MODES, PROFILE_NAMES
@@ -68,6 +46,7 @@ from aecnn_utils.data.taxonomy import DATASET_NAMES, SCHEMES
 from aecnn_utils.data.transforms import INPUT_MODES, STAIN_NORMS, AugmentConfig
 from aecnn_utils.models import MODELS, check_model_kwargs, model_defaults
 from aecnn_utils.training.losses import LOSS_NAMES, WEIGHT_METHODS
+from aecnn_utils.training.tuned import recipe_values, tuned_values
 
 PROTOCOLS: tuple[str, ...] = ("cross", "within", "kfold", "adapt")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
@@ -97,28 +76,6 @@ LATER_AUGMENT_FIELDS: tuple[str, ...] = ("p_stain", "stain_scale", "p_color", "p
 #: default is never taken for one of the new (AECNN's ``layers``: ``fast`` by default, ``base``
 #: before; the published runs of ``base`` name it in their config).
 NAMED_MODEL_KWARGS: dict[str, tuple[str, ...]] = {"aecnn": ("layers",)}
-
-
-#: Scalar field types that values given as text (``--set lr=1e-3``) are converted to.
-_SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
-
-
-def _coerce(name: str, kind: str, value: Any) -> Any:
-    """``value`` as the scalar type ``kind`` of field ``name`` (text converted), or ConfigError."""
-    optional = kind.endswith(" | None")
-    base = kind.removesuffix(" | None")
-    if base not in _SCALARS or (optional and value is None):
-        return value
-    target = _SCALARS[base]
-    if isinstance(value, str) and target in (int, float):
-        try:
-            value = target(value)
-        except ValueError:
-            pass
-    accepted = (int, float) if target is float else target
-    if not isinstance(value, accepted) or (isinstance(value, bool) and target is not bool):
-        raise ConfigError(f"{name}={value!r} is not valid: {name} must be {kind}")
-    return float(value) if target is float else value
 
 
 @dataclass
@@ -193,9 +150,9 @@ class RunConfig:
                 raise ConfigError(f"{name}={value!r} is not valid: give a list, e.g. "
                                   f"{name}=[{'0, 1' if name == 'seeds' else 'herlev'}]")
             setattr(self, name, tuple(value))
-        self.seeds = tuple(_coerce("seeds", "int", s) for s in self.seeds)
+        self.seeds = tuple(coerce("seeds", "int", s) for s in self.seeds)
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
+            setattr(self, f.name, coerce(f.name, str(f.type), getattr(self, f.name)))
         if isinstance(self.augment, dict):
             aug = dict(self.augment)
             for key in ("noise_std", "zoom_scale"):
@@ -422,38 +379,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         train=("sipakmed",), val=("herlev",), test=("cric",),
     ),
 }
-
-
-#: Folder of the tuned values (``<profile>_tuned.yaml``, written by
-#: ``aecnn_utils.experiments.tune``).
-TUNED_DIR = Path(__file__).parent / "profiles"
-
-
-def _tuned(profile: str) -> dict[str, Any]:
-    """``<profile>_tuned.yaml`` as a dict (``{}`` if there is none)."""
-    path = TUNED_DIR / f"{profile}_tuned.yaml"
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
-
-
-def tuned_values(profile: str, model: str) -> dict[str, Any]:
-    """The config values ``tune`` chose for ``model`` under ``profile`` (``{}`` if untuned)."""
-    entry = _tuned(profile).get(model) or {}
-    return {k: entry[k] for k in ("lr",) if k in entry}
-
-
-def update_tuned(profile: str, entries: dict[str, Any]) -> Path:
-    """Set ``entries`` (model -> tuned values, or ``recipe`` -> the study's choice) in
-    ``<profile>_tuned.yaml``, keeping the other entries; written atomically."""
-    header = ("# Written by `python -m aecnn_utils tune` (learning rate per model) and `python -m "
-              "aecnn_utils study` (recipe); read by profile_config.\n")
-    return atomic_write_text(TUNED_DIR / f"{profile}_tuned.yaml", header + yaml.safe_dump(
-        {**_tuned(profile), **entries}, sort_keys=True))
-
-
-def recipe_values(profile: str) -> dict[str, Any]:
-    """The config changes of the method the cross-dataset study chose for ``profile``
-    (``python -m aecnn_utils study``, the ``recipe`` entry of ``<profile>_tuned.yaml``)."""
-    return dict((_tuned(profile).get("recipe") or {}).get("changes") or {})
 
 
 def profile_config(profile: str, *, recipe: bool = True, tuned: bool = True,

@@ -1,9 +1,8 @@
 """Training engine (paper section 4): one run per config, resumable.
 
 :func:`train_run` takes a :class:`~aecnn_utils.training.config.RunConfig` and builds everything
-from it through one small function each (:func:`make_model`, :func:`make_loss`,
-:func:`make_optimizer`, :func:`make_loaders`); the run folder it writes is described in
-:mod:`aecnn_utils.training.runs`.
+from it through one small function each (:mod:`aecnn_utils.training.build`); the run folder
+it writes is described in :mod:`aecnn_utils.training.runs`.
 
 Every file is written atomically. ``last.pt`` holds model, optimiser, scheduler, AMP scaler and
 RNG states and the epoch history, so a run interrupted at any point (Ctrl-C, a killed kernel)
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +28,25 @@ from tqdm.auto import tqdm
 
 from aecnn_utils.core.device import resolve_device
 from aecnn_utils.core.errors import RunInterrupted, TrainingDiverged
-from aecnn_utils.core.io import atomic_path, atomic_write_json, atomic_write_text
-from aecnn_utils.data.loaders import CellDataset, default_num_workers, make_loader, reseed_transform
-from aecnn_utils.data.transforms import build_eval_transform, build_train_transform
-from aecnn_utils.models import CHECKPOINT_FORMAT, PRETRAINED, build_model, count_params
+from aecnn_utils.core.io import atomic_write_json
+from aecnn_utils.data.loaders import reseed_transform
+from aecnn_utils.models import CHECKPOINT_FORMAT, PRETRAINED, count_params
+from aecnn_utils.training.build import (
+    make_loaders,
+    make_loss,
+    make_model,
+    make_optimizer,
+    make_scheduler,
+    seed_everything,
+)
+from aecnn_utils.training.checkpoints import (
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_history,
+)
 from aecnn_utils.training.config import MONITORS, ConfigError, RunConfig, profile_config
 from aecnn_utils.training.finetune import Source, freeze_statistics, load_source, start_from
-from aecnn_utils.training.losses import build_loss
 from aecnn_utils.training.prepare import PreparedData, prepare_data
 from aecnn_utils.training.runs import (
     RunResult,
@@ -51,52 +61,6 @@ from aecnn_utils.training.scoring import evaluate_outputs, softmax, val_metrics
 
 #: Version of what a run reports from its outputs; finished runs of an older one are re-scored.
 EVALUATION_VERSION = 5  # 5: calibration (temperature, ECE)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002  (legacy global RNG used by third-party code)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
-
-
-# ----------------------------------------------------------------------------- schedule
-def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
-                   schedule: str) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step learning rate: linear warm-up from ``1/warmup_steps`` of the base rate, then
-    cosine decay to zero over the remaining steps (``cosine``, section 4) or flat
-    (``constant``); torch's ``SequentialLR(LinearLR, CosineAnnealingLR)``."""
-    sched = torch.optim.lr_scheduler
-    after = (sched.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps))
-             if schedule == "cosine" else sched.ConstantLR(optimizer, factor=1.0, total_iters=0))
-    if not warmup_steps:
-        return after
-    warmup = sched.LinearLR(optimizer, 1 / warmup_steps, 1.0, total_iters=max(1, warmup_steps - 1))
-    return sched.SequentialLR(optimizer, [warmup, after], milestones=[warmup_steps])
-
-
-def _rng_state() -> dict[str, Any]:
-    _, keys, pos, *_ = np.random.get_state()  # noqa: NPY002
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos)}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32),  # noqa: NPY002
-                         state["numpy_pos"], 0, 0.0))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save(obj: dict[str, Any], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def _train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, loss_fn: nn.Module,
@@ -148,50 +112,6 @@ def _train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, loss
         bar.set_postfix(loss=f"{running / seen:.4f}",
                         img_s=f"{seen / (time.perf_counter() - t0):.0f}")
     return running / max(seen, 1), seen, time.perf_counter() - t0
-
-
-# ----------------------------------------------------------------------------- builders
-def make_model(config: RunConfig, num_classes: int, device: torch.device,
-               channels_last: bool) -> nn.Module:
-    """The config's model (``model``, ``model_kwargs``) on ``device``."""
-    model = build_model(config.model, num_classes, **config.model_kwargs).to(device)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
-
-
-def make_loss(config: RunConfig, counts: torch.Tensor) -> nn.Module:
-    """The config's loss (``loss``, ``gamma``, ``lambda_w``, ``lambda_f``, ``focal_alpha``,
-    ``weight_method``), class weights from the training counts (Eq. 5-6)."""
-    return build_loss(config.loss, counts, gamma=config.gamma, lambda_w=config.lambda_w,
-                      lambda_f=config.lambda_f, weight_method=config.weight_method,
-                      focal_alpha=config.focal_alpha)
-
-
-def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD with momentum (section 4) or AdamW, with the config's learning rate and decay."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def make_loaders(config: RunConfig, data: PreparedData,
-                 device: torch.device) -> dict[str, torch.utils.data.DataLoader]:
-    """Training loader (augmented, shuffled, seeded) and the loader of the pool (every
-    validation and test cell, in a fixed order)."""
-    workers = default_num_workers(device) if config.num_workers is None else config.num_workers
-    train_ds = CellDataset(data.caches["train"],  # (stain already normalised in the cache)
-                           build_train_transform(config.image_size, data.norm, config.augment,
-                                                 data.prep.mode_only))
-    loaders = {"train": make_loader(train_ds, config.batch_size, shuffle=True, device=device,
-                                    num_workers=workers, seed=config.seed,
-                                    drop_last=len(train_ds) > config.batch_size,
-                                    persistent_workers=False)}
-    eval_tf = build_eval_transform(config.image_size, data.norm, data.prep.mode_only)
-    loaders["pool"] = make_loader(CellDataset(data.caches["pool"], eval_tf),
-                                  max(64, config.batch_size), shuffle=False, device=device,
-                                  num_workers=workers)
-    return loaders
 
 
 # ----------------------------------------------------------------------------- one run
@@ -269,20 +189,11 @@ def _resume(run: _Run) -> None:
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.scheduler.load_state_dict(ckpt["scheduler"])
     run.scaler.load_state_dict(ckpt["scaler"])
-    _set_rng_state(ckpt["rng"])
+    set_rng_state(ckpt["rng"])
     run.state = dict(ckpt["state"])
     run.history = list(ckpt["history"])
     run.outputs = list(ckpt["outputs"].numpy())
     run.resumed_from = run.state["epoch"]
-
-
-def write_history(run_dir: Path, history: list[dict[str, Any]],
-                  outputs: list[np.ndarray]) -> None:
-    """``history.csv`` and ``epochs.npz`` (pool logits per epoch): readable copies of what
-    ``last.pt`` keeps."""
-    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
-    with atomic_path(run_dir / "epochs.npz") as tmp, tmp.open("wb") as f:
-        np.savez(f, logits=np.stack(outputs))
 
 
 def _epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
@@ -319,16 +230,17 @@ def _epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
         pass  # early stopping has chosen (training goes on only for repeated splits)
     elif better or state["best_epoch"] == 0:
         state.update(best_value=value, best_epoch=epoch, bad_epochs=0)
-        _save({**run.meta, "model": run.model.state_dict(), "epoch": epoch,
-               "monitor": config.monitor, "value": value}, run.best_path)
+        save_checkpoint({**run.meta, "model": run.model.state_dict(), "epoch": epoch,
+                         "monitor": config.monitor, "value": value}, run.best_path)
     else:
         state["bad_epochs"] += 1
     state["epoch"] = epoch
     # last.pt (with the history) first: a kill before history.csv loses nothing on resume
-    _save({**run.meta, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-           "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-           "rng": _rng_state(), "state": state, "history": run.history,
-           "outputs": torch.from_numpy(np.stack(run.outputs))}, run.last_path)
+    save_checkpoint({**run.meta, "model": run.model.state_dict(),
+                     "optimizer": run.optimizer.state_dict(),
+                     "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+                     "rng": rng_state(), "state": state, "history": run.history,
+                     "outputs": torch.from_numpy(np.stack(run.outputs))}, run.last_path)
     write_history(run.run_dir, run.history, run.outputs)
     if progress:
         tqdm.write(f"{config.model} epoch {epoch:>3}: train loss {train_loss:.4f} | val loss "
@@ -394,7 +306,7 @@ def refresh_metrics(run: RunResult, data: PreparedData) -> RunResult:
     rewritten with the new scores."""
     if run.metrics.get("evaluation_version") == EVALUATION_VERSION:
         return run
-    outputs = np.load(run.run_dir / "epochs.npz")["logits"]
+    outputs = run.epoch_logits()
     if outputs.shape[1] != len(data.frame("pool")):
         raise ConfigError(f"{run.run_dir} holds outputs for {outputs.shape[1]} cells, the data "
                           f"has {len(data.frame('pool'))}: train it again (if_exists="

@@ -40,6 +40,7 @@ from aecnn_utils.data.cache import CachedImages
 from aecnn_utils.data.loaders import CellDataset, make_loader
 from aecnn_utils.data.sources import project_dir
 from aecnn_utils.data.transforms import InputPrep, NormStats, build_eval_transform
+from aecnn_utils.models.tta import FlipTTA
 from aecnn_utils.training.config import ConfigError, RunConfig
 from aecnn_utils.training.prepare import PreparedData
 from aecnn_utils.training.scoring import softmax
@@ -65,6 +66,17 @@ class RunResult:
     def best_checkpoint(self) -> Path:
         """Path of ``best.pt``."""
         return self.run_dir / "best.pt"
+
+    def epoch_logits(self, epoch: int | None = None) -> np.ndarray:
+        """The stored logits (``epochs.npz``) of every pool cell: ``epochs x N x C``, or
+        ``N x C`` at ``epoch`` (1-based; ``-1``: the last)."""
+        logits = np.load(self.run_dir / "epochs.npz")["logits"]
+        return logits if epoch is None else logits[epoch - 1 if epoch > 0 else epoch]
+
+    @property
+    def temperature(self) -> float:
+        """The run's calibration temperature (1 for a run without one)."""
+        return float((self.metrics.get("calibration") or {}).get("temperature", 1.0))
 
 
 def resolve_run(path: str | Path) -> Path:
@@ -161,31 +173,26 @@ def adapt_batchnorm(model: nn.Module, loader: torch.utils.data.DataLoader, devic
     return adapted.eval()
 
 
-#: Test-time augmentation: the flips a cell has no preferred orientation for (dims of NCHW).
-TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
                    amp: bool = False, channels_last: bool = False, tta: bool = False,
                    adapt_bn: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Logits (float32, ``N x C``) and labels of ``model`` over ``loader``.
 
-    ``tta`` averages the logits over :data:`TTA_FLIPS`; ``adapt_bn`` predicts with a copy whose
-    BatchNorm statistics come from ``loader``'s images (:func:`adapt_batchnorm`).
+    ``tta`` averages the logits over flips (:class:`aecnn_utils.models.tta.FlipTTA`);
+    ``adapt_bn`` predicts with a copy whose BatchNorm statistics come from ``loader``'s images
+    (:func:`adapt_batchnorm`).
     """
     if adapt_bn:
         model = adapt_batchnorm(model, loader, device, channels_last)
-    model.eval()
+    model = (FlipTTA(model) if tta else model).eval()
     logits, labels = [], []
     for x, y in loader:
         x = x.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
-            outs = [model(x.flip(dims) if dims else x).float()
-                    for dims in (TTA_FLIPS if tta else ((),))]
-        logits.append(torch.stack(outs).mean(0).cpu().numpy())
+            logits.append(model(x).float().cpu().numpy())
         labels.append(y.numpy())
     return np.concatenate(logits), np.concatenate(labels)
 

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from aecnn_utils.core.names import CRIC_LAYOUTS
-from aecnn_utils.data.readers import CRIC_CSV_COLUMNS, HERLEV_MASK_COLORS, crop_box
+from aecnn_utils.data.masks import HERLEV_MASK_COLORS
+from aecnn_utils.data.readers import CRIC_CSV_COLUMNS, crop_box
 from aecnn_utils.data.taxonomy import DATASET_NAMES, source_classes
 from aecnn_utils.data.synthetic.cells import CellSpec, pick_archetype, sample_cell
 from aecnn_utils.data.synthetic.render import render_field, render_single
