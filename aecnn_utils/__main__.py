@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -360,12 +361,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aecnn_utils.data.errors import DataError
 
     args = build_parser().parse_args(argv)
+    shown = warnings.formatwarning  # a warning prints as one line, without a line of code
+    warnings.formatwarning = lambda message, category, *_: f"{category.__name__}: {message}\n"
     try:
         args.func(args)
     except (DataError, FileExistsError, FileNotFoundError, ValueError, NotebookFailed,
             RunInterrupted, TrainingDiverged, MissingDependency) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = shown
     return 0
 
 

@@ -109,3 +109,23 @@ def test_the_command_lines_names_are_their_tables() -> None:
     assert names.MODEL_NAMES == tuple(MODELS)
     assert names.PROFILE_NAMES == tuple(PROFILES)
     assert names.SETTINGS == tuple(grid.SETTINGS)
+
+
+def test_a_warning_on_the_command_line_is_one_line_without_code(tmp_path: Path) -> None:
+    """``scan`` of a folder with an odd file name warns in one line that names the folder, with
+    no file and line of ours and no source line."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "normal_columnar").mkdir()
+    image = np.full((30, 40, 3), 200, np.uint8)
+    Image.fromarray(image).save(tmp_path / "normal_columnar" / "x.bmp")
+    done = subprocess.run([sys.executable, "-m", "aecnn_utils", "scan", "herlev", str(tmp_path)],
+                          capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines and all(line.startswith("DataWarning: ") for line in lines), lines
+    assert ".py:" not in done.stderr and "normal_columnar" in done.stderr

@@ -130,6 +130,29 @@ def test_finished_run_is_reused_never_overwritten(learned: dict, learnable_root:
                   progress=False)
 
 
+def test_a_last_pt_of_another_schedule_is_refused_not_resumed(
+        learnable_root: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """A run interrupted under a kit whose schedule stored another state (LambdaLR, before
+    SequentialLR) stops with a one-line error naming last.pt and the fix."""
+    from aecnn_utils.core.errors import ConfigError
+
+    config = _within(learnable_root, epochs=2, warmup_epochs=1, synthetic_per_class=24)
+    data = prepare_data(config, cache_dir, progress=False)
+
+    def stop_after_one(state: dict) -> None:
+        if state["epoch"] == 1:
+            raise RunInterrupted("simulated Ctrl-C")
+
+    with pytest.raises(RunInterrupted):
+        train_run(config, tmp_path, data=data, progress=False, callbacks=[stop_after_one])
+    last = tmp_path / config.profile / config.run_id(data.fingerprint) / "last.pt"
+    ckpt = torch.load(last, weights_only=True)
+    ckpt["scheduler"] = {"base_lrs": [config.lr], "last_epoch": 3, "lr_lambdas": [None]}
+    torch.save(ckpt, last)
+    with pytest.raises(ConfigError, match=r"last\.pt holds an older kit's learning-rate schedule"):
+        train_run(config, tmp_path, data=data, progress=False)
+
+
 def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path,
                                             cache_dir: Path) -> None:
     config = _within(learnable_root, epochs=4, synthetic_per_class=24)
@@ -160,7 +183,7 @@ def test_resume_after_interruption_is_exact(learnable_root: Path, tmp_path: Path
 def test_kill_between_checkpoint_and_history_loses_no_row(
         learnable_root: Path, tmp_path: Path, cache_dir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import aecnn_utils.training.build as train_module
+    import aecnn_utils.training.engine as train_module
 
     config = _within(learnable_root, epochs=3, synthetic_per_class=24)
     data = prepare_data(config, cache_dir, progress=False)
@@ -285,3 +308,16 @@ def test_cpu_protocol_data_on_real_cells(real_root: Path, cache_dir: Path) -> No
     assert not data.source.synthetic
     assert data.train_counts.tolist() == [2411, 1638]
     assert not set(data.splits.val["patient_or_slide"]) & set(data.splits.test["patient_or_slide"])
+
+
+def test_a_run_folder_copied_with_its_checkpoint_only_loads(learned: dict, tmp_path: Path) -> None:
+    """config.yaml, best.pt and metrics.json are a finished run (export, evaluate, predict);
+    its history is empty when history.csv was not copied."""
+    source = learned["result"].run_dir
+    copy = tmp_path / source.name
+    copy.mkdir()
+    for name in ("config.yaml", "best.pt", "metrics.json"):
+        shutil.copy(source / name, copy / name)
+    run = load_run(copy)
+    assert run.history.empty and run.metrics == learned["result"].metrics
+    assert run.temperature == learned["result"].metrics["calibration"]["temperature"]

@@ -1,6 +1,6 @@
 """The names the command line offers as choices, kept here so that ``--help`` and argument
 errors need no torch. The modules that own each table take its names from here
-(``tests/test_cli.py`` checks that they agree)."""
+(``tests/test_layers.py`` checks that they agree)."""
 
 from __future__ import annotations
 

@@ -199,7 +199,7 @@ def export_module(model: nn.Module, out: str | Path, deploy: dict[str, Any], *,
 
 def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
     """The deployment metadata of a model written by :func:`export_onnx` (or
-    :func:`quantize_int8`); ``ValueError`` for any other file."""
+    :func:`aecnn_utils.deploy.quantize.quantize_int8`); ``ValueError`` for any other file."""
     return OnnxClassifier(onnx_path).metadata
 
 

@@ -5,12 +5,12 @@ written by :mod:`aecnn_utils.deploy.export` (which carries everything it needs i
 Each image is prepared exactly as the run's evaluation prepares a cell: decoded
 (:func:`aecnn_utils.data.images.load_image`), squared and resized with the run's resize mode
 (:func:`aecnn_utils.data.cache.square_resize`, as the image cache does), then the run's stain
-normalisation, input mode and normalisation (:func:`build_eval_transform`). One CSV row per
-image: the run's answer (the screening decision at the run's validation threshold in a binary
-run, else the most probable class) with its probability, every class's probability (calibrated
-with the run's temperature, :mod:`aecnn_utils.evaluation.calibration`), the threshold on that
-scale, the most probable class under its own name, and the error of an image that could not be
-read.
+normalisation, input mode and normalisation
+(:func:`aecnn_utils.data.transforms.build_eval_transform`). One CSV row per image: the run's
+answer (the screening decision at the run's validation threshold in a binary run, else the most
+probable class) with its probability, every class's probability (calibrated with the run's
+temperature, :mod:`aecnn_utils.evaluation.calibration`), the threshold on that scale, the most
+probable class under its own name, and the error of an image that could not be read.
 """
 
 from __future__ import annotations

@@ -190,7 +190,8 @@ def score_grid(grid: Grid, runs: GridRuns, data: Mapping[str, PreparedData],
     """Score every arm of ``grid`` from its runs (:func:`run_grid`) on the cells of ``data``
     (:func:`grid_data`): nested choices, intervals, new-slides ranges (module docstring).
     Every arm of a setting is rescored on the same slide draws (``seed``; ``n_boot`` of them,
-    default the runs' config's), so any two can be compared by :func:`compare`."""
+    default the runs' config's), so any two can be compared
+    (:func:`aecnn_utils.experiments.paired.compare`)."""
     scores = {}
     for setting in grid.settings:
         pool = data[setting].frame("pool")

@@ -20,7 +20,7 @@ At ``k = 0`` the SIPaKMeD run is scored as a lab without labels has it: its fina
 the same report halves (the fine-tunes start from those weights, so that no epoch of theirs was
 chosen on target labels either). Every run is scored on its split's report half, and the runs
 of one (method, k) are an arm of the experiment grid
-(:func:`aecnn_utils.experiments.grid.score_arm`): the estimates, slide-level intervals,
+(:func:`aecnn_utils.experiments.scores.score_arm`): the estimates, slide-level intervals,
 new-slides ranges and paired comparisons are the grid's, on the same cells.
 """
 
@@ -247,7 +247,7 @@ def curve_frame(result: S.GridResult, metric: str = "roc_auc") -> pd.DataFrame:
 
 
 def curve_table(result: S.GridResult, metric: str = "roc_auc") -> pd.DataFrame:
-    """One row per method, one column per ``k``: :func:`aecnn_utils.experiments.grid.cell` of
+    """One row per method, one column per ``k``: :func:`aecnn_utils.experiments.wording.cell` of
     ``metric`` (``k = 0``: the SIPaKMeD run as it is, in every row)."""
     cells: dict[str, dict[int | None, str]] = {}
     for arm in result.grid.arms:

@@ -1,6 +1,5 @@
-"""Figures of the results (notebooks 03-09), and every figure's shared steps: one seaborn style,
-the provenance notice, PNG + PDF output written atomically. The data and model figures of
-notebooks 01-02 are :mod:`aecnn_utils.reporting.data_plots`."""
+"""Figures of the results (notebooks 03-09; the data's and the model's: ``data_plots``) and
+every figure's shared steps: one style, the provenance notice, PNG + PDF written atomically."""
 
 from __future__ import annotations
 
@@ -219,9 +218,8 @@ def plot_explanations(e: Explained, per_class: int = 1,
 
 
 def plot_nucleus_share(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
-    """The nucleus check (:func:`aecnn_utils.experiments.explain.nucleus_table`): per publisher
-    class, each model's Grad-CAM ratio (mass share on the nucleus / its area share) with its 95%
-    interval over slides; 1 = a map spread evenly."""
+    """Per publisher class, each model's Grad-CAM nucleus ratio (mass share / area share; 1: an
+    even map) with its 95% slide interval (``explain.nucleus_table``)."""
     cam = table[(table["explanation"] == "Grad-CAM") & (table["source_class"] != "all")]
     classes = list(dict.fromkeys(cam["source_class"]))
     models = list(dict.fromkeys(cam["model"]))
@@ -323,8 +321,10 @@ def plot_segmentation(df: pd.DataFrame, per_class: int = 3, size: int = 96, seed
             trio = axes[i][3 * j:3 * j + 3]
             for ax in trio:
                 blank_axis(ax)
+                if j >= len(sub):
+                    ax.axis("off")  # fewer cells of this class than panels
             if j >= len(sub):
-                continue  # fewer cells of this class than panels
+                continue
             row = sub.iloc[j]
             image = load_cell(row.path, row_box(row))
             seg = segment(image)

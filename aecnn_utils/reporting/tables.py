@@ -39,7 +39,7 @@ METRIC_LABELS: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision
 
 def grid_table2(result: S.GridResult, at_threshold: bool = False) -> pd.DataFrame:
     """Table 2 from the model grid (:func:`aecnn_utils.experiments.tune.tune`): per model each of
-    the paper's metrics as a :func:`aecnn_utils.experiments.grid.cell` (nested choices, seeds,
+    the paper's metrics as a :func:`aecnn_utils.experiments.wording.cell` (nested choices, seeds,
     slide-level interval; at 0.5, or with ``at_threshold`` at each split's selection-chosen
     threshold), the paper's value beside it, AUC on new slides and the learning rates the splits
     chose."""

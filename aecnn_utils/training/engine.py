@@ -187,6 +187,10 @@ def _resume(run: _Run) -> None:
     ckpt = torch.load(run.last_path, map_location=run.device, weights_only=True)
     run.model.load_state_dict(ckpt["model"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
+    if isinstance(run.scheduler, torch.optim.lr_scheduler.SequentialLR) != (
+            "_schedulers" in ckpt["scheduler"]):  # a last.pt of a kit before SequentialLR
+        raise ConfigError(f"{run.last_path} holds an older kit's learning-rate schedule: train "
+                          "the run again (if_exists='overwrite')")
     run.scheduler.load_state_dict(ckpt["scheduler"])
     run.scaler.load_state_dict(ckpt["scaler"])
     set_rng_state(ckpt["rng"])

@@ -4,7 +4,7 @@ A laboratory with the published model and a few hundred labelled cells of its ow
 from the model's weights instead of from scratch. The source run fixes what the network was
 built for: its model and layer table, class scheme, image size, resize mode and input, and its
 normalisation (the new run keeps the source's mean and sd, so the weights see the inputs they
-learned on). ``finetune`` says what trains (:data:`aecnn_utils.training.config.FINETUNE_MODES`):
+learned on). ``finetune`` says what trains (:data:`aecnn_utils.core.names.FINETUNE_MODES`):
 
 ``all``      every weight;
 ``head+bn``  the classifier head and every BatchNorm layer (affine and running statistics),

@@ -99,8 +99,9 @@ def load_run(run_dir: str | Path) -> RunResult:
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{run_dir} holds no finished run (no metrics.json)")
+    history = run_dir / "history.csv"  # a run folder copied with its checkpoint may lack it
     return RunResult(run_dir, RunConfig.load(run_dir / "config.yaml"),
-                     pd.read_csv(run_dir / "history.csv"),
+                     pd.read_csv(history) if history.is_file() else pd.DataFrame(),
                      json.loads(metrics_path.read_text(encoding="utf-8")), reused=True)
 
 
