@@ -320,4 +320,6 @@ def test_a_run_folder_copied_with_its_checkpoint_only_loads(learned: dict, tmp_p
         shutil.copy(source / name, copy / name)
     run = load_run(copy)
     assert run.history.empty and run.metrics == learned["result"].metrics
-    assert run.temperature == learned["result"].metrics["calibration"]["temperature"]
+    calibration = learned["result"].metrics["calibration"]
+    assert run.temperature == calibration["temperature"]
+    assert run.threshold == calibration["threshold_calibrated"]  # the calibrated scale

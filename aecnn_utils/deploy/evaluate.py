@@ -59,9 +59,7 @@ def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str |
                           resize_mode=config.resize_mode, on_error=on_error, progress=progress)
     calibration, temperature = run_metrics.get("calibration") or {}, trained.temperature
     labels, probs = checkpoint_probs(model, meta, cached, dev, temperature=temperature)
-    # the run's threshold on the calibrated scale: the run's decisions
-    threshold = calibration.get("threshold_calibrated",
-                                run_metrics.get("threshold", {}).get("value"))
+    threshold = trained.threshold  # on the calibrated scale: the run's decisions
     cells = cached.frame
     groups, names = cells[CI_UNIT].to_numpy(), interval_names(class_names)
     result: dict[str, Any] = {

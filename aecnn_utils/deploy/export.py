@@ -103,8 +103,7 @@ def deployment_metadata(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
             "adapt_bn": bool(inference.get("adapt_bn", False)),
             "temperature": temperature,
             "temperature_fitted_on": calibration.get("fitted_on", "none (no calibration)"),
-            # on the scale of the calibrated probabilities: the same decisions as the run's
-            "threshold": calibration.get("threshold_calibrated", threshold.get("value")),
+            "threshold": run.threshold,  # on the calibrated scale: the run's decisions
             "threshold_uncalibrated": threshold.get("value"),
             "threshold_rule": threshold.get("rule"), "kit_version": __version__}
 

@@ -78,6 +78,13 @@ class RunResult:
         """The run's calibration temperature (1 for a run without one)."""
         return float((self.metrics.get("calibration") or {}).get("temperature", 1.0))
 
+    @property
+    def threshold(self) -> float | None:
+        """The run's validation threshold on the scale of its calibrated probabilities (the
+        same decisions as the run's own; ``None`` for a run without one)."""
+        value = (self.metrics.get("threshold") or {}).get("value")
+        return (self.metrics.get("calibration") or {}).get("threshold_calibrated", value)
+
 
 def resolve_run(path: str | Path) -> Path:
     """The run folder of ``path`` (a run folder, or a checkpoint inside one)."""
