@@ -171,3 +171,16 @@ def test_every_run_of_the_cpu_grids_is_published() -> None:
                         if not (published / run.run_id(fingerprints[where])).is_dir():
                             missing.append(f"{arm.name} / {candidate} / {setting} / seed {seed}")
     assert not missing, f"{len(missing)} runs are not published, e.g. {missing[:3]}"
+
+
+@pytest.mark.parametrize("source", notebook_paths(NOTEBOOKS), ids=lambda p: p.name[:2])
+def test_papermill_reads_every_parameter_and_its_comment(
+        source: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Papermill parses each line of the parameters cell (a comment with ``=`` in it is read
+    as code and warns on every run)."""
+    import papermill as pm
+
+    with caplog.at_level("WARNING"):
+        params = pm.inspect_notebook(str(source))
+    assert "profile" in params
+    assert not [r for r in caplog.records if "Unable to parse" in r.getMessage()], source.name
