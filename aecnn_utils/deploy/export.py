@@ -126,7 +126,7 @@ class ProbabilityModel(nn.Module):
     def __init__(self, model: nn.Module, tta: bool = False, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = FlipTTA(model) if tta else model
-        self.tta, self.temperature = tta, float(temperature)
+        self.temperature = float(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``N x C`` of a normalised ``N x 3 x S x S`` batch."""

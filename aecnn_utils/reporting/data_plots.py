@@ -3,7 +3,7 @@ sample cells, image statistics, augmentations, attention maps and model complexi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import matplotlib.pyplot as plt
@@ -84,25 +84,35 @@ def plot_image_statistics(stats: pd.DataFrame, notice: str | None = None) -> plt
     return finish(fig, notice)
 
 
+def _image_rows(images: Sequence[np.ndarray], first: str, titles: Sequence[str],
+                draw: Callable[[plt.Axes, int, int, np.ndarray], None],
+                cell: tuple[float, float]) -> plt.Figure:
+    """A row per image: the image under ``first``, then a panel per title drawn by
+    ``draw(ax, row, column, image)`` (columns from 1); titles on the first row only."""
+    fig, axes = plt.subplots(len(images), len(titles) + 1, squeeze=False,
+                             figsize=(cell[0] * (len(titles) + 1), cell[1] * len(images)))
+    for i, image in enumerate(images):
+        axes[i][0].imshow(image)
+        for j, title in enumerate([first, *titles]):
+            if j:
+                draw(axes[i][j], i, j, image)
+            if i == 0:
+                axes[i][j].set_title(title, fontsize=9)
+            blank_axis(axes[i][j])
+    return fig
+
+
 def plot_augmentations(images: Sequence[np.ndarray], pipelines: dict[str, object],
                        seed: int = 0, notice: str | None = None) -> plt.Figure:
     """Each sample cell (rows) under each augmentation pipeline (columns), seeded."""
     names = list(pipelines)
-    fig, axes = plt.subplots(len(images), len(names) + 1, squeeze=False,
-                             figsize=(1.6 * (len(names) + 1), 1.7 * len(images)))
-    for i, image in enumerate(images):
-        axes[i][0].imshow(image)
-        if i == 0:
-            axes[i][0].set_title("original", fontsize=9)
-        for j, name in enumerate(names, start=1):
-            pipe = pipelines[name]
-            pipe.set_random_seed(seed + i)
-            axes[i][j].imshow(pipe(image=image)["image"])
-            if i == 0:
-                axes[i][j].set_title(name, fontsize=9)
-        for ax in axes[i]:
-            blank_axis(ax)
-    return finish(fig, notice)
+
+    def draw(ax: plt.Axes, i: int, j: int, image: np.ndarray) -> None:
+        pipe = pipelines[names[j - 1]]
+        pipe.set_random_seed(seed + i)
+        ax.imshow(pipe(image=image)["image"])
+
+    return finish(_image_rows(images, "original", names, draw, (1.6, 1.7)), notice)
 
 
 def plot_attention_maps(images: Sequence[np.ndarray],
@@ -117,22 +127,16 @@ def plot_attention_maps(images: Sequence[np.ndarray],
     """
     columns = [(label, stage) for label, per_stage in maps.items()
                for stage, kinds in per_stage.items() if "spatial" in kinds]
-    fig, axes = plt.subplots(len(images), len(columns) + 1, squeeze=False,
-                             figsize=(1.8 * (len(columns) + 1), 1.9 * len(images)))
-    for i, image in enumerate(images):
-        axes[i][0].imshow(image)
-        if i == 0:
-            axes[i][0].set_title("cell", fontsize=9)
-        for j, (label, stage) in enumerate(columns, start=1):
-            sa = np.asarray(maps[label][stage]["spatial"][i, 0].float().cpu(), np.float32)
-            heat = cv2.resize(sa, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-            axes[i][j].imshow(image)
-            axes[i][j].imshow(heat, cmap="magma", alpha=alpha, vmin=0, vmax=1)
-            if i == 0:
-                axes[i][j].set_title(f"{label}\n{stage}", fontsize=9)
-        for ax in axes[i]:
-            blank_axis(ax)
-    return finish(fig, notice)
+
+    def draw(ax: plt.Axes, i: int, j: int, image: np.ndarray) -> None:
+        label, stage = columns[j - 1]
+        sa = np.asarray(maps[label][stage]["spatial"][i, 0].float().cpu(), np.float32)
+        heat = cv2.resize(sa, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        ax.imshow(image)
+        ax.imshow(heat, cmap="magma", alpha=alpha, vmin=0, vmax=1)
+
+    titles = [f"{label}\n{stage}" for label, stage in columns]
+    return finish(_image_rows(images, "cell", titles, draw, (1.8, 1.9)), notice)
 
 
 def plot_complexity(table: pd.DataFrame, notice: str | None = None) -> plt.Figure:
