@@ -60,7 +60,7 @@ def finish(fig: plt.Figure, notice: str | None, tight: bool = True) -> plt.Figur
 
 def save_figure(fig: plt.Figure, stem: str | Path) -> list[Path]:
     """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically); return the written paths.
-    The PDF holds no creation date: the same figure drawn again is the same file."""
+    The PDF holds no creation date (its embedded font subsets still vary between processes)."""
     written = [Path(stem).with_suffix(f".{fmt}") for fmt in ("png", "pdf")]
     for target in written:
         with atomic_path(target) as tmp:
