@@ -144,14 +144,53 @@ def _grid_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder to write the table (records CSV, Markdown, LaTeX) and its "
                         "paired comparisons to")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config fields")
+    _executor_arguments(p)
+
+
+def _executor_arguments(p: argparse.ArgumentParser) -> None:
+    """Where a command's grid trains (aecnn_utils.training.workers)."""
+    from aecnn_utils.core.names import EXECUTORS
+
+    g = p.add_argument_group("workers", "train the grid's runs on several processes (submitit)")
+    g.add_argument("--executor", default="serial", choices=EXECUTORS,
+                   help="serial: here, one after another; local: --workers processes on this "
+                        "machine; slurm: one SLURM job per run (a job array)")
+    g.add_argument("--workers", type=int, default=1,
+                   help="local processes, each with its share of the cores; slurm: array jobs "
+                        "running at once (default: %(default)s; slurm: no limit)")
+    g.add_argument("--partition", default=None, help="slurm: the partition to submit to")
+    g.add_argument("--gpus-per-job", type=int, default=0, help="GPUs of each job")
+    g.add_argument("--cpus-per-job", type=int, default=None, help="slurm: CPUs of each job")
+    g.add_argument("--timeout-min", type=int, default=240, help="time limit of each job")
+    g.add_argument("--slurm", nargs="*", metavar="KEY=VALUE",
+                   help="further sbatch parameters of submitit, e.g. account=lab qos=normal")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
     from aecnn_utils.reporting.reproduce import published_dir, run_notebooks
 
+    executor = None
+    if args.executor != "serial":
+        import dataclasses
+
+        from aecnn_utils.reporting.commands import executor_of
+
+        executor = dataclasses.asdict(executor_of(args))
     run_notebooks(args.profile, args.data_root, seed=args.seed, device=args.device,
                   only=args.only, publish=published_dir(args.profile) if args.publish else None,
-                  params=parse_overrides(args.param or []))
+                  params=parse_overrides(args.param or []), executor=executor,
+                  retrain=args.retrain)
+
+
+def _publish_runs(args: argparse.Namespace) -> None:
+    from aecnn_utils.data.sources import project_dir
+    from aecnn_utils.training.published import publish_runs
+    from aecnn_utils.training.runs import default_runs_dir
+
+    runs = Path(args.runs_dir or default_runs_dir()) / args.profile
+    folder = project_dir() / "published_runs" / args.profile
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {publish_runs(runs, folder, args.profile, args.data_root)}")
 
 
 def _claims(args: argparse.Namespace) -> None:
@@ -346,7 +385,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", nargs="*", metavar="KEY=VALUE",
                    help="further notebook parameters (YAML values), e.g. "
                         "'ablations=[\"attention: none\"]'")
+    p.add_argument("--retrain", action="store_true",
+                   help="train every run here, never the published runs (published_runs/)")
+    _executor_arguments(p)
     p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("publish-runs", help="copy a profile's finished runs (their records, and "
+                                            "best.pt of the small models) into published_runs/ "
+                                            "and write its MANIFEST.json")
+    p.add_argument("--profile", default="cpu", choices=PROFILE_NAMES)
+    p.add_argument("--data-root", default=None, help="the data the runs were trained on")
+    p.add_argument("--runs-dir", default=None, help="default: runs/ of the checkout")
+    p.set_defaults(func=_publish_runs)
     return parser
 
 

@@ -275,7 +275,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(
                         lambda *a, **k: _NaNAfterFirstEpoch(real_build(*a, **k)))
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 0.*last\.pt"):
         train_run(config, tmp_path, cache_dir=cache_dir, progress=False)
-    run_dir = next((tmp_path / config.profile).iterdir())
+    run_dir = next(p for p in (tmp_path / config.profile).iterdir() if p.name != ".locks")
     ckpt = torch.load(run_dir / "last.pt", weights_only=True)
     assert ckpt["state"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())

@@ -17,6 +17,10 @@ class RunInterrupted(RuntimeError):
     """Raised by a callback (or Ctrl-C) to stop a run after a finished epoch; resumable."""
 
 
+class RunBusy(RuntimeError):
+    """Another process holds the run's lock (it is training the run); asked not to wait."""
+
+
 class NotebookFailed(RuntimeError):
     """A notebook raised; the message names the notebook, the cell and the error."""
 

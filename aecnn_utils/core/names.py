@@ -16,3 +16,5 @@ IF_EXISTS: tuple[str, ...] = ("resume", "overwrite", "error")
 CRIC_LAYOUTS: tuple[str, ...] = ("official", "cropped")
 #: The comparison settings of the grid: across datasets, and in-domain.
 SETTINGS: tuple[str, ...] = ("cross", "in_domain")
+#: Where a grid's runs train (:mod:`aecnn_utils.training.workers`).
+EXECUTORS: tuple[str, ...] = ("serial", "local", "slurm")

@@ -52,6 +52,7 @@ from aecnn_utils.training.config import MONITORS, RunConfig, profile_config
 from aecnn_utils.training.engine import train_config
 from aecnn_utils.training.prepare import PreparedData, prepare_data
 from aecnn_utils.training.runs import RunResult
+from aecnn_utils.training.workers import Executor, dispatch
 
 #: In-domain: one SIPaKMeD split, grouped by cluster image, 60/20/20.
 IN_DOMAIN: dict[str, Any] = {"protocol": "within", "train": ("sipakmed",), "val_fraction": 0.2,
@@ -153,13 +154,17 @@ class Grid:
 
 
 def run_grid(grid: Grid, runs_dir: str | Path | None = None, *, progress: bool = True,
-             epoch_bars: bool = False, **overrides: Any) -> GridRuns:
+             epoch_bars: bool = False, executor: Executor | Mapping[str, Any] | str | None = None,
+             **overrides: Any) -> GridRuns:
     """Train (or reuse) every run of the grid. ``overrides`` go to every config (e.g.
     ``data_root``, ``epochs``); ``progress`` shows one bar over the grid's configs,
-    ``epoch_bars`` also each run's epochs. A candidate whose training diverges (loss NaN or
-    infinite) is warned about and holds no runs: it is never chosen."""
+    ``epoch_bars`` also each run's epochs; ``executor`` trains the runs on several workers
+    first (:mod:`aecnn_utils.training.workers`). A candidate whose training diverges (loss NaN
+    or infinite) is warned about and holds no runs: it is never chosen."""
     jobs = [(setting, arm, candidate) for setting in grid.settings for arm in grid.arms
             for candidate in arm.options()]
+    dispatch([grid.config(arm, candidate, setting, **overrides)
+              for setting, arm, candidate in jobs if not arm.reference], runs_dir, executor)
     out: GridRuns = {}
     for setting, arm, candidate in tqdm(jobs, desc="grid", disable=not progress):
         config = grid.config(arm, candidate, setting, **overrides)

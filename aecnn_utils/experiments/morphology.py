@@ -27,7 +27,14 @@ from aecnn_utils.training.build import make_loss
 from aecnn_utils.training.config import RunConfig
 from aecnn_utils.training.engine import EVALUATION_VERSION
 from aecnn_utils.training.prepare import PreparedData, prepare_data
-from aecnn_utils.training.runs import RunResult, default_runs_dir, load_run, write_predictions
+from aecnn_utils.training.published import adopt
+from aecnn_utils.training.runs import (
+    RunResult,
+    default_runs_dir,
+    load_run,
+    run_lock,
+    write_predictions,
+)
 from aecnn_utils.training.scoring import evaluate_outputs
 
 #: The reference's name (run folders, tables).
@@ -74,38 +81,40 @@ def fit_reference(config: RunConfig, runs_dir: str | Path | None = None, *,
     data.check_matches(config)
     run_id = f"{NAME}{FEATURES_VERSION}" + config.run_id(data.fingerprint)[len(config.model):]
     run_dir = Path(runs_dir or default_runs_dir()) / config.profile / run_id
-    if (run_dir / "metrics.json").is_file() and (run_dir / "epochs.npz").is_file():
-        return load_run(run_dir)  # a folder of before epochs.npz was kept is fitted again
-    x_train = feature_matrix(data.caches["train"], progress)
-    y_train = data.frame("train")["label"].to_numpy()
-    x_pool = feature_matrix(data.caches["pool"], progress)
-    model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced",
-                                                               max_iter=2000))
-    model.fit(x_train, y_train)
-    probs = model.predict_proba(x_pool)
-    outputs = np.log(np.clip(probs, 1e-7, 1.0))[None]  # one "epoch" of log-probabilities
-    final = evaluate_outputs(config, data.class_names, data.frame("pool"), outputs, data.index,
-                             make_loss(config, data.train_counts), best_epoch=1)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
-    atomic_write_text(run_dir / "history.csv", "epoch\n")
-    with atomic_path(run_dir / "epochs.npz") as tmp, tmp.open("wb") as f:
-        np.savez(f, logits=outputs.astype(np.float32))  # as a network's run keeps its epochs
-    threshold = final.get("threshold", {}).get("value")
-    write_predictions(run_dir, data, probs, threshold)
-    coef = model[-1].coef_
-    metrics = {
-        "evaluation_version": EVALUATION_VERSION, "run_id": run_id, "profile": config.profile,
-        "model": NAME, "seed": config.seed, "data": data.source.notice,
-        "synthetic": data.source.synthetic, "data_fingerprint": data.fingerprint,
-        "class_names": list(data.class_names), "train_counts": data.train_counts.tolist(),
-        "params": int(coef.size + model[-1].intercept_.size), "device": "cpu",
-        "epochs_run": 1, "stopped_early": False, "monitor": config.monitor,
-        "train_seconds": 0.0, "resumed_from_epoch": 0, "sizes": data.splits.sizes(),
-        "features": list(NUCLEUS_FEATURES),
-        "coefficients": {name: [float(c) for c in coef[:, k]]
-                         for k, name in enumerate(NUCLEUS_FEATURES)},
-        **final,
-    }
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    return RunResult(run_dir, config, pd.DataFrame(), metrics)
+    with run_lock(run_dir):  # one process fits it; another waits and reuses it
+        adopt(run_dir, config.profile)  # a published fit this machine has not made
+        if (run_dir / "metrics.json").is_file() and (run_dir / "epochs.npz").is_file():
+            return load_run(run_dir)  # a folder of before epochs.npz was kept is fitted again
+        x_train = feature_matrix(data.caches["train"], progress)
+        y_train = data.frame("train")["label"].to_numpy()
+        x_pool = feature_matrix(data.caches["pool"], progress)
+        model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced",
+                                                                   max_iter=2000))
+        model.fit(x_train, y_train)
+        probs = model.predict_proba(x_pool)
+        outputs = np.log(np.clip(probs, 1e-7, 1.0))[None]  # one "epoch" of log-probabilities
+        final = evaluate_outputs(config, data.class_names, data.frame("pool"), outputs, data.index,
+                                 make_loss(config, data.train_counts), best_epoch=1)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.yaml")
+        atomic_write_text(run_dir / "history.csv", "epoch\n")
+        with atomic_path(run_dir / "epochs.npz") as tmp, tmp.open("wb") as f:
+            np.savez(f, logits=outputs.astype(np.float32))  # as a network's run keeps its epochs
+        threshold = final.get("threshold", {}).get("value")
+        write_predictions(run_dir, data, probs, threshold)
+        coef = model[-1].coef_
+        metrics = {
+            "evaluation_version": EVALUATION_VERSION, "run_id": run_id, "profile": config.profile,
+            "model": NAME, "seed": config.seed, "data": data.source.notice,
+            "synthetic": data.source.synthetic, "data_fingerprint": data.fingerprint,
+            "class_names": list(data.class_names), "train_counts": data.train_counts.tolist(),
+            "params": int(coef.size + model[-1].intercept_.size), "device": "cpu",
+            "epochs_run": 1, "stopped_early": False, "monitor": config.monitor,
+            "train_seconds": 0.0, "resumed_from_epoch": 0, "sizes": data.splits.sizes(),
+            "features": list(NUCLEUS_FEATURES),
+            "coefficients": {name: [float(c) for c in coef[:, k]]
+                             for k, name in enumerate(NUCLEUS_FEATURES)},
+            **final,
+        }
+        atomic_write_json(run_dir / "metrics.json", metrics)
+        return RunResult(run_dir, config, pd.DataFrame(), metrics)

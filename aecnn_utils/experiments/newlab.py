@@ -46,6 +46,7 @@ from aecnn_utils.training.engine import train_run
 from aecnn_utils.training.prepare import PreparedData, prepare_data
 from aecnn_utils.training.runs import RunResult
 from aecnn_utils.training.scoring import softmax, split_halves
+from aecnn_utils.training.workers import Executor, dispatch
 
 #: ``train_cells`` of the whole adaptation pool.
 POOL = 0
@@ -139,13 +140,19 @@ CurveRuns = dict[tuple[str, int | None], list[list[RunResult]]]
 
 
 def run_curve(curve: Curve, runs_dir: str | Path | None = None, *, progress: bool = True,
+              executor: Executor | Mapping[str, Any] | str | None = None,
               **overrides: Any) -> tuple[CurveRuns, dict[int, RunResult]]:
     """Train (or reuse) every run of the curve, and the SIPaKMeD runs it starts from (one per
-    seed, returned too: they are the curve's ``k = 0``)."""
+    seed, returned too: they are the curve's ``k = 0``); ``executor`` trains them on several
+    workers first, the sources before the runs that start from them
+    (:mod:`aecnn_utils.training.workers`)."""
+    dispatch([curve.source(s, **overrides) for s in curve.seeds], runs_dir, executor)
     sources = {s: train_run(curve.source(s, **overrides), runs_dir, progress=False)
                for s in curve.seeds}
     jobs = [(m, k, seed, split) for m in curve.methods for k in curve.cells if k != 0
             for seed in curve.seeds for split in range(curve.n_splits)]
+    dispatch([curve.config(m, k, split, seed, sources[seed].run_dir, **overrides)
+              for m, k, seed, split in jobs if m != REFERENCE], runs_dir, executor)
     runs: CurveRuns = {}
     for method, k, seed, split in tqdm(jobs, desc="label-efficiency curve",
                                        disable=not progress):
@@ -212,9 +219,12 @@ def score_curve(curve: Curve, runs: CurveRuns, sources: Mapping[int, RunResult],
 
 def label_efficiency(curve: Curve, runs_dir: str | Path | None = None, *,
                      progress: bool = True, n_boot: int | None = None,
+                     executor: Executor | Mapping[str, Any] | str | None = None,
                      **overrides: Any) -> S.GridResult:
-    """Train (or reuse) the curve's runs and score them (:func:`score_curve`)."""
-    runs, sources = run_curve(curve, runs_dir, progress=progress, **overrides)
+    """Train (or reuse) the curve's runs (on ``executor``'s workers) and score them
+    (:func:`score_curve`)."""
+    runs, sources = run_curve(curve, runs_dir, progress=progress, executor=executor,
+                              **overrides)
     data = prepare_data(curve.source(curve.seeds[0], **overrides), progress=False)
     return score_curve(curve, runs, sources, data, n_boot=n_boot)
 

@@ -21,6 +21,7 @@ from aecnn_utils.experiments import scores as S
 from aecnn_utils.models import MODELS, PRETRAINED, model_label
 from aecnn_utils.training.config import ConfigError
 from aecnn_utils.training.tuned import update_tuned
+from aecnn_utils.training.workers import Executor
 
 #: Learning-rate grid of each profile (log-spaced, 16x range).
 TUNE_LRS: dict[str, tuple[float, ...]] = {"smoke": (0.01, 0.05), "cpu": (0.005, 0.02, 0.08),
@@ -71,12 +72,14 @@ def model_grid(profile: str, models: Sequence[str], lrs: Sequence[float] | None 
 def tune(profile: str, models: Sequence[str], lrs: Sequence[float] | None = None,
          runs_dir: str | Path | None = None, progress: bool = True, write: bool = True,
          seeds: Sequence[int] | None = None, n_boot: int | None = None,
+         executor: Executor | Mapping[str, Any] | str | None = None,
          **overrides: Any) -> S.GridResult:
-    """Train (or reuse) the model grid, score it with nested choices (Table 2's metrics) and,
+    """Train (or reuse) the model grid (on ``executor``'s workers,
+    :mod:`aecnn_utils.training.workers`), score it with nested choices (Table 2's metrics) and,
     with ``write``, record what most splits chose in ``<profile>_tuned.yaml``. A rate whose
     runs diverge is warned about and never chosen."""
     grid = model_grid(profile, models, lrs, seeds)
-    runs = G.run_grid(grid, runs_dir, progress=progress, **overrides)
+    runs = G.run_grid(grid, runs_dir, progress=progress, executor=executor, **overrides)
     data = G.grid_data(grid, **overrides)
     result = G.score_grid(grid, runs, data, TABLE2_METRICS, n_boot=n_boot)
     if write:

@@ -30,6 +30,13 @@ from aecnn_utils.experiments.study import (
 from aecnn_utils.experiments.tune import tune
 from aecnn_utils.reporting import tables as report
 from aecnn_utils.reporting.tables import write_grid, write_table
+from aecnn_utils.training.workers import Executor
+
+
+def executor_of(args: argparse.Namespace) -> Executor:
+    """The executor of a grid command: ``--executor``, ``--workers`` and the SLURM options."""
+    return Executor(args.executor, args.workers, args.partition, args.gpus_per_job,
+                    args.cpus_per_job, args.timeout_min, parse_overrides(args.slurm or []))
 
 
 def grid_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -55,7 +62,7 @@ def show_grid(result: S.GridResult, comparisons: list[P.Comparison], pretty: pd.
 def tune_command(args: argparse.Namespace) -> None:
     """``tune``: the learning-rate grid and Table 2."""
     result = tune(args.profile, args.models, args.lrs, args.runs_dir, write=not args.dry_run,
-                  seeds=args.seeds, **grid_overrides(args))
+                  seeds=args.seeds, executor=executor_of(args), **grid_overrides(args))
     comparisons = report.table2_comparisons(result) if "aecnn" in args.models else []
     show_grid(result, comparisons, report.grid_table2(result),
               G.grid_caption(result, "Table 2", len(comparisons),
@@ -68,7 +75,8 @@ def study_command(args: argparse.Namespace) -> None:
     overrides = {"model": args.model, **grid_overrides(args)}
     grid = study_grid(args.profile, args.methods, settings=args.settings,
                       reference=not args.no_reference, seeds=args.seeds)
-    result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True, **overrides),
+    result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True,
+                                               executor=executor_of(args), **overrides),
                           G.grid_data(grid, **overrides), STUDY_METRICS)
     comparisons = study_comparisons(result) if "cross" in args.settings else []
     (caption, pretty), (chosen_caption, chosen) = study_tables(result, len(comparisons)).values()
@@ -91,7 +99,8 @@ def ablation_command(args: argparse.Namespace) -> None:
     grid = ablation_grid(args.profile, args.ablations, settings=args.settings, seeds=args.seeds)
     data = G.grid_data(grid, **overrides)
     metrics = ablation_metrics(data[grid.settings[0]])
-    result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True, **overrides),
+    result = G.score_grid(grid, G.run_grid(grid, args.runs_dir, epoch_bars=True,
+                                               executor=executor_of(args), **overrides),
                           data, metrics)
     comparisons = [c for s in args.settings for c in ablation_comparisons(result, data[s], s)]
     columns = [(s, m.key) for s in args.settings for m in metrics]

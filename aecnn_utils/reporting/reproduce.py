@@ -11,9 +11,11 @@ progress bars, widgets and timings dropped, figures re-encoded small.
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from aecnn_utils.core.errors import ConfigError, NotebookFailed
 from aecnn_utils.core.io import atomic_write_text
 from aecnn_utils.core.names import PROFILE_NAMES
 from aecnn_utils.data.sources import project_dir
+from aecnn_utils.training.published import check_reproducible
 from aecnn_utils.training.runs import default_runs_dir
 
 
@@ -129,6 +132,21 @@ def publish_notebook(executed: Path, out: Path, replacements: dict[str, str]) ->
     return atomic_write_text(out, text)
 
 
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Environment variables set for the duration (the notebooks' kernels inherit them)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def published_dir(profile: str) -> Path:
     """Where the readers' copies of a profile's notebooks live: ``executed/<profile>/``."""
     return project_dir() / PUBLISHED / profile
@@ -139,6 +157,7 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
                   figures_dir: Path | None = None, only: Sequence[str] | None = None,
                   kernel_name: str = "python3", publish: str | Path | None = None,
                   params: dict[str, Any] | None = None,
+                  executor: dict[str, Any] | None = None, retrain: bool = False,
                   log: Callable[[str], None] = print) -> list[NotebookRun]:
     """Execute the notebooks in order, passing each the parameters it declares.
 
@@ -152,6 +171,12 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
         params: further notebook parameters (the CLI's ``--param``, e.g. ``ablations``), each
             passed to the notebooks that declare it; one that no selected notebook declares
             is refused.
+        executor: where the notebooks that train a grid train it (the fields of
+            :class:`aecnn_utils.training.workers.Executor`; the CLI's ``--executor``,
+            ``--workers`` and SLURM options), passed to each notebook that declares it.
+        retrain: train every run here instead of using the published runs
+            (:mod:`aecnn_utils.training.published`); without it, data other than the
+            published runs' are refused before any notebook starts.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -159,6 +184,13 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
     if profile not in PROFILE_NAMES:
         raise ConfigError(f"profile={profile!r} is not valid; choose one of: "
                           f"{', '.join(PROFILE_NAMES)}")
+    if retrain:
+        with _environ(AECNN_PUBLISHED_RUNS="none"):  # the notebooks' kernels inherit it
+            return run_notebooks(profile, data_root, seed=seed, device=device,
+                                 runs_dir=runs_dir, figures_dir=figures_dir, only=only,
+                                 kernel_name=kernel_name, publish=publish, params=params,
+                                 executor=executor, log=log)
+    check_reproducible(profile, data_root)
     root = project_dir()
     runs_dir = Path(runs_dir or default_runs_dir())
     figures_dir = Path(figures_dir or root / "figures")
@@ -172,6 +204,7 @@ def run_notebooks(profile: str = "smoke", data_root: str | Path | None = None, *
         "runs_dir": str(runs_dir.resolve()),
         "seed": seed,
         "device": device,
+        **({"executor": executor} if executor else {}),
         **(params or {}),
     }
     paths = [p for p in notebook_paths(root / "notebooks")

@@ -48,12 +48,14 @@ from aecnn_utils.training.checkpoints import (
 from aecnn_utils.training.config import MONITORS, ConfigError, RunConfig, profile_config
 from aecnn_utils.training.finetune import Source, freeze_statistics, load_source, start_from
 from aecnn_utils.training.prepare import PreparedData, prepare_data
+from aecnn_utils.training.published import adopt
 from aecnn_utils.training.runs import (
     RunResult,
     autocast,
     code_revision,
     open_run_dir,
     predict_logits,
+    run_lock,
     run_path,
     write_predictions,
 )
@@ -330,7 +332,8 @@ def refresh_metrics(run: RunResult, data: PreparedData) -> RunResult:
 def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
               data: PreparedData | None = None, if_exists: str = "resume",
               progress: bool = True, cache_dir: str | Path | None = None,
-              callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> RunResult:
+              callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+              wait: bool = True) -> RunResult:
     """Train and evaluate one model with one seed as ``config`` says.
 
     Args:
@@ -344,6 +347,8 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
         cache_dir: decoded-image cache (default ``$AECNN_CACHE_DIR`` or the user cache).
         callbacks: called after every finished epoch with a dict of the epoch's state; a
             callback may raise :class:`RunInterrupted` to stop the run (resumable).
+        wait: a run another process is training (its lock, :func:`run_lock`) is waited for
+            and then reused; ``False`` raises :class:`RunBusy` instead (a worker moves on).
 
     Raises:
         TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
@@ -351,19 +356,22 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     """
     data = data or prepare_data(config, cache_dir, progress)
     data.check_matches(config)
-    source = None
-    reused = if_exists != "overwrite" and (run_path(config, data, runs_dir)
-                                           / "metrics.json").is_file()
-    if config.init_from and not reused:  # a finished fine-tune needs no source weights
-        source = load_source(config)
-        data = source.adopt(data)  # the source's normalisation (norm.json, best.pt)
-    run_dir, finished = open_run_dir(config, data, runs_dir, if_exists)
-    if finished is not None:  # with the caller's config: the same run, the data where it is now
-        return refresh_metrics(dataclasses.replace(finished, config=config), data)
-    code_revision()  # the code as training starts
-    run = _build(config, data, run_dir, source)
-    _resume(run)
-    return _finish(run, _fit(run, progress, callbacks))
+    with run_lock(run_path(config, data, runs_dir), wait):  # one process per run folder
+        if if_exists != "overwrite":  # a published run this machine has not trained
+            adopt(run_path(config, data, runs_dir), config.profile)
+        source = None
+        reused = if_exists != "overwrite" and (run_path(config, data, runs_dir)
+                                               / "metrics.json").is_file()
+        if config.init_from and not reused:  # a finished fine-tune needs no source weights
+            source = load_source(config)
+            data = source.adopt(data)  # the source's normalisation (norm.json, best.pt)
+        run_dir, finished = open_run_dir(config, data, runs_dir, if_exists)
+        if finished is not None:  # the caller's config: the same run, the data where it is now
+            return refresh_metrics(dataclasses.replace(finished, config=config), data)
+        code_revision()  # the code as training starts
+        run = _build(config, data, run_dir, source)
+        _resume(run)
+        return _finish(run, _fit(run, progress, callbacks))
 
 
 def train_config(config: RunConfig, runs_dir: str | Path | None = None,

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock, Timeout
 from torch import nn
 
 from aecnn_utils import __version__
 from aecnn_utils.core.device import resolve_device
+from aecnn_utils.core.errors import RunBusy
 from aecnn_utils.core.io import atomic_write_text
 from aecnn_utils.core.names import IF_EXISTS
 from aecnn_utils.data.cache import CachedImages
@@ -116,6 +118,28 @@ def run_path(config: RunConfig, data: PreparedData, runs_dir: str | Path | None)
     """Where the run of ``config`` on ``data`` lives (``<runs_dir>/<profile>/<run id>``)."""
     return (Path(runs_dir or default_runs_dir()) / config.profile
             / config.run_id(data.fingerprint))
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, wait: bool = True) -> Any:
+    """Hold the lock of ``run_dir`` (``.locks/<run-id>.lock`` beside it) while a process trains
+    or reads the run: a second process waits until the first has finished (``wait``), or gets
+    :class:`~aecnn_utils.core.errors.RunBusy` at once. The operating system drops the lock of
+    a process that dies, even by SIGKILL: the next call resumes the run from ``last.pt``."""
+    locks = run_dir.parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(locks / f"{run_dir.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if not wait:
+            raise RunBusy(f"{run_dir.name} is being trained by another process") from None
+        print(f"waiting for {run_dir.name}: another process is training it", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def open_run_dir(config: RunConfig, data: PreparedData, runs_dir: str | Path | None,
