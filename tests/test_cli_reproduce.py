@@ -79,6 +79,22 @@ def test_reproduce_injects_parameters_and_writes_outputs(
     assert 'data_root = "<data_root>"' in injected.source
     assert 'figures_dir = "<figures_dir>"' in injected.source
     assert str(tmp_path) not in (tmp_path / "pub" / "00_overview.ipynb").read_text()
+    # published: the time table gets the notebook's row (it trains nothing)
+    times = (tmp_path / "fig" / "smoke" / "reproduce_times.md").read_text()
+    assert "| 00_overview | " in times and "| no training | not measured |" in times
+
+
+def test_the_time_table_merges_rows_and_counts_each_run_once(tmp_path: Path) -> None:
+    from aecnn_utils.reporting.reproduce import NotebookRun, _used_runs, write_times
+
+    log = tmp_path / "07.runs.tsv"
+    log.write_text("a\t0\t3600.0\nb\t1\t1800.0\na\t1\t3600.0\n")  # a: trained, then read
+    assert _used_runs(log) == (2, 1, 5400.0)
+    write_times(tmp_path, [NotebookRun("07_ablations.ipynb", log, 90.0, 2, 1, 5400.0)], "cpu")
+    write_times(tmp_path, [NotebookRun("01_data.ipynb", log, 30.0)], "cpu")
+    lines = (tmp_path / "reproduce_times.md").read_text().splitlines()
+    assert lines[-2:] == ["| 01_data | 0.5 | no training | not measured |",
+                          "| 07_ablations | 1.5 | 1.5 h (2 runs) | not measured |"]
 
 
 def test_reproduce_refuses_a_parameter_no_notebook_declares(tmp_path: Path) -> None:

@@ -193,3 +193,17 @@ def test_base_layer_table_reaches_the_run_and_trains_channels_last_on_the_cpu(
     model, meta = load_trained_model(run_dir / "best.pt")
     assert meta["model_kwargs"] == {"layers": "base"}
     assert [r["channels"] for r in layer_table(model)] == [24, 32, 64, 128, 256, 384, 2]
+
+
+def test_a_profiles_models_are_what_its_notebooks_train_by_default() -> None:
+    """On ``cpu`` the notebooks train (or find published) AECNN and MobileNetV3-Small only;
+    ResNet-50 and EfficientNet-B3 are named to be trained (on a GPU)."""
+    from aecnn_utils.experiments.efficiency import efficiency_grid
+    from aecnn_utils.models import MODELS
+    from aecnn_utils.training.config import profile_models
+
+    assert profile_models("cpu") == ["aecnn", "mobilenet_v3_small"]
+    assert profile_models("smoke") == profile_models("paper") == list(MODELS)
+    assert [a.name for a in efficiency_grid("cpu").arms] == [
+        "AECNN (parallel)", "AECNN base (parallel)", "MobileNetV3-Small"]
+    assert len(efficiency_grid("smoke").arms) == 5

@@ -63,7 +63,8 @@ def test_intervals_resample_slides(synthetic_root: Path, tmp_path: Path,
     from aecnn_utils.evaluation import metrics as M
     from aecnn_utils.training.runs import load_run
 
-    preds = __import__("pandas").read_csv(load_run(next((tmp_path / "smoke").iterdir()))
+    preds = __import__("pandas").read_csv(load_run(next(
+        p for p in (tmp_path / "smoke").iterdir() if not p.name.startswith(".")))
                                           .run_dir / "predictions_test.csv")
     probs = preds[["prob_normal", "prob_abnormal"]].to_numpy()
     grouped = M.bootstrap_ci(preds["label"], probs, n_boot=200, seed=0,

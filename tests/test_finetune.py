@@ -172,7 +172,7 @@ def test_finetune_command_end_to_end(source_run: Path, lab: Path, tmp_path: Path
                  "--cells", "40", "--train", "head+bn", "--runs-dir", str(runs),
                  "--set", "epochs=2", "image_size=32", "n_boot=20", "num_workers=0"]) == 0
     out = capsys.readouterr().out
-    (run_dir,) = (runs / "smoke").iterdir()
+    (run_dir,) = [p for p in (runs / "smoke").iterdir() if not p.name.startswith(".")]
     assert f"{run_dir}: fine-tuned (head+bn) from {source_run.name}" in out
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert sum(metrics["sizes"].values()) <= 40 and metrics["source_run"] == source_run.name

@@ -221,3 +221,34 @@ def test_a_row_gives_one_answer_and_names_the_other() -> None:
                               {"class_names": ["a", "b", "c"], "threshold": None})
     assert three.loc[0, "class"] == three.loc[0, "most_probable"] == "b"
     assert three.loc[0, "probability"] == 0.5 and pd.isna(three.loc[0, "threshold"])
+
+
+def test_the_readmes_first_example_runs_on_the_published_aecnn(synthetic_root: Path,
+                                                                tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """The README's ``predict`` example, on a fresh clone: the published AECNN run classifies a
+    folder of cells (here synthetic ones stand in for a lab's), and ``evaluate`` scores it."""
+    import re
+    import shlex
+
+    kit = Path(__file__).resolve().parents[1]
+    readme = (kit / "README.md").read_text(encoding="utf-8")
+    (line,) = [m.group(0) for m in re.finditer(r"python -m aecnn_utils predict (\S+) .*", readme)
+               if m.group(1).startswith("published_runs/")]
+    argv = shlex.split(line.split("#")[0])[3:]
+    run = kit / argv[1]
+    assert (run / "best.pt").is_file(), f"{argv[1]} is published without its best.pt"
+    monkeypatch.chdir(tmp_path)
+    argv[1] = str(run)
+    argv[2] = str(synthetic_root / "herlev")  # the cells
+    assert main(argv) == 0
+    table = pd.read_csv(tmp_path / argv[argv.index("--out") + 1])
+    assert len(table) >= len(scan_dataset("herlev", synthetic_root / "herlev"))
+    assert set(table["class"]) <= {"normal", "abnormal"}
+    out = tmp_path / "runs"
+    monkeypatch.setenv("AECNN_RUNS_DIR", str(out))
+    assert main(["evaluate", str(run), "--dataset", "herlev", "--root",
+                 str(synthetic_root / "herlev")]) == 0
+    assert list((out / "cpu" / run.name / "evaluate").iterdir())  # beside, under runs/
+    assert not (run / "evaluate").exists()  # nothing written into the published folder

@@ -106,3 +106,30 @@ def test_the_committed_manifest_names_every_published_file() -> None:
     assert manifest["data"]["herlev"]["cells"] == 412
     assert manifest["data"]["sipakmed"]["cells"] == 4049
     assert manifest["data"]["sipakmed"]["file_types"] == [".jpg"]
+
+
+def test_the_plan_says_what_each_notebook_will_train(published: dict, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs a notebook used (its run log) go into the manifest; before a reproduction,
+    the plan says a notebook has nothing to train, or which of its runs a new kit version
+    made stale, with their recorded time."""
+    import shutil
+
+    from aecnn_utils.training import config as config_module
+    from aecnn_utils.training.published import training_plan, write_manifest
+
+    folder = tmp_path / "published" / "smoke"
+    shutil.copytree(published["folder"], folder)
+    (run_name,) = read_manifest(folder)["runs"]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "03_training.runs.tsv").write_text(f"{run_name}\t1\t12.0\n")
+    write_manifest(folder, "smoke", published["config"].data_root, logs)
+    assert read_manifest(folder)["notebooks"] == {"03_training": [run_name]}
+    monkeypatch.setenv("AECNN_PUBLISHED_RUNS", str(folder.parent))
+    assert training_plan("smoke", ["03_training", "01_data"], tmp_path / "runs") == [
+        "03_training: 1 runs, all published: nothing to train",
+        "01_data: its runs are not recorded; it trains what it lacks"]
+    monkeypatch.setattr(config_module, "__version__", "99.0")
+    (line, _) = training_plan("smoke", ["03_training", "01_data"], tmp_path / "runs")
+    assert line.startswith("03_training: 1 of 1 runs to train (stale or missing), about 0.0 h")

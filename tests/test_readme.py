@@ -26,6 +26,7 @@ BLOCKS: dict[str, str] = {
     "cpu-ablations": "figures/cpu/07_ablations.md",
     "cpu-ablations-summary": "figures/cpu/07_summary.md",
     "cpu-nucleus": "figures/cpu/08_summary.md",
+    "cpu-times": "figures/cpu/reproduce_times.md",
 }
 BLOCK = re.compile(r"<!-- begin ([\w-]+) -->\n(.*?)<!-- end \1 -->", re.S)
 

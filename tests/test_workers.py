@@ -218,6 +218,7 @@ def test_reproduce_trains_a_notebooks_grid_on_local_workers(
     import nbformat
 
     from aecnn_utils.__main__ import main
+    from aecnn_utils.reporting.reproduce import _used_runs
 
     monkeypatch.setenv("AECNN_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("AECNN_CACHE_DIR", str(tmp_path / "cache"))
@@ -230,3 +231,7 @@ def test_reproduce_trains_a_notebooks_grid_on_local_workers(
     assert '"kind": "local"' in injected.source and '"workers": 2' in injected.source
     jobs = [p for p in (tmp_path / "runs" / "smoke" / "_jobs").iterdir() if p.name.isdigit()]
     assert len(jobs) == 2
+    # the run log tells what the notebook stood on: every run trained now, in the workers
+    runs, trained, seconds = _used_runs(tmp_path / "runs" / "smoke" / "notebooks"
+                                        / "07_ablations.runs.tsv")
+    assert runs == trained == 4 and seconds > 0  # two arms, across datasets and in-domain

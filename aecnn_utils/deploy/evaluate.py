@@ -25,6 +25,7 @@ from aecnn_utils.evaluation.calibration import (
 )
 from aecnn_utils.models import load_trained_model
 from aecnn_utils.training.config import ConfigError
+from aecnn_utils.training.published import output_dir
 from aecnn_utils.training.runs import checkpoint_probs, load_run, predictions_frame, resolve_run
 from aecnn_utils.training.scoring import CI_UNIT, interval_names, seen_mask
 
@@ -85,7 +86,7 @@ def evaluate_run(run: str | Path, dataset: str, root: str | Path, out_dir: str |
         result["seen"] = {"excluded_classes": sorted(set(cells["source_class"][~seen])),
                           "metrics": M.classification_metrics(labels[seen], probs[seen])}
     key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
-    out = Path(out_dir) if out_dir else run_dir / "evaluate" / f"{dataset}-{key}"
+    out = Path(out_dir) if out_dir else output_dir(run_dir) / "evaluate" / f"{dataset}-{key}"
     atomic_write_text(out / "predictions.csv",
                       predictions_frame(cells, probs, class_names, threshold).to_csv(index=False))
     atomic_write_json(out / "metrics.json", result)

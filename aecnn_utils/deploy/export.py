@@ -33,6 +33,7 @@ from aecnn_utils import __version__
 from aecnn_utils.core.errors import MissingDependency
 from aecnn_utils.core.io import atomic_path
 from aecnn_utils.models.tta import FlipTTA
+from aecnn_utils.training.published import output_dir
 from aecnn_utils.training.runs import load_run, predict_logits, resolve_run
 from aecnn_utils.training.scoring import softmax
 
@@ -164,7 +165,8 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *,
     deploy = trained.deploy
     refuse_adabn(deploy, "a fixed ONNX graph")
     deploy = {**deploy, "tta": deploy["tta"] if tta is None else bool(tta)}
-    return export_module(trained.model, Path(out) if out else trained.run_dir / "model.onnx",
+    return export_module(trained.model,
+                         Path(out) if out else output_dir(trained.run_dir) / "model.onnx",
                          deploy, opset=opset)
 
 

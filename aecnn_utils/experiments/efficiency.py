@@ -10,6 +10,7 @@ from typing import Any
 from aecnn_utils.experiments import grid as G
 from aecnn_utils.experiments import paired as P
 from aecnn_utils.experiments import scores as S
+from aecnn_utils.training.config import profile_models
 
 #: AECNN's two layer tables, the default first: the rows compared paired on AUC.
 LAYER_ROWS: tuple[str, str] = ("AECNN (parallel)", "AECNN base (parallel)")
@@ -29,9 +30,11 @@ AUC_ARMS: dict[str, dict[str, Any]] = {
 
 def efficiency_grid(profile: str, names: Sequence[str] | None = None, *,
                     seed: int = 0) -> G.Grid:
-    """The grid of the benchmark rows ``names`` (default every row of :data:`AUC_ARMS`)
-    across datasets; its training seeds count from ``seed``."""
-    names = list(names or AUC_ARMS)
+    """The grid of the benchmark rows ``names`` (default every row of :data:`AUC_ARMS` whose
+    model is one of the profile's, :func:`aecnn_utils.training.config.profile_models`) across
+    datasets; its training seeds count from ``seed``."""
+    names = list(names or [n for n, change in AUC_ARMS.items()
+                           if change.get("model", "aecnn") in profile_models(profile)])
     seeds = tuple(seed + s for s in G.Grid(profile, ()).cross_seeds())
     return G.Grid(profile, tuple(G.Arm(n, AUC_ARMS[n]) for n in names), ("cross",),
                   seeds=seeds)

@@ -32,6 +32,7 @@ from aecnn_utils.training.runs import (
     RunResult,
     default_runs_dir,
     load_run,
+    note_run,
     run_lock,
     write_predictions,
 )
@@ -84,7 +85,7 @@ def fit_reference(config: RunConfig, runs_dir: str | Path | None = None, *,
     with run_lock(run_dir):  # one process fits it; another waits and reuses it
         adopt(run_dir, config.profile)  # a published fit this machine has not made
         if (run_dir / "metrics.json").is_file() and (run_dir / "epochs.npz").is_file():
-            return load_run(run_dir)  # a folder of before epochs.npz was kept is fitted again
+            return note_run(load_run(run_dir))  # a folder of before epochs.npz: fitted again
         x_train = feature_matrix(data.caches["train"], progress)
         y_train = data.frame("train")["label"].to_numpy()
         x_pool = feature_matrix(data.caches["pool"], progress)
@@ -117,4 +118,4 @@ def fit_reference(config: RunConfig, runs_dir: str | Path | None = None, *,
             **final,
         }
         atomic_write_json(run_dir / "metrics.json", metrics)
-        return RunResult(run_dir, config, pd.DataFrame(), metrics)
+        return note_run(RunResult(run_dir, config, pd.DataFrame(), metrics))

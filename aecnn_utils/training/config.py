@@ -381,6 +381,17 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+#: The models a profile's notebooks train when none are named: on ``cpu`` the two that a
+#: 2-core CPU trains in hours and whose runs are published (ResNet-50 and EfficientNet-B3 are
+#: left to a GPU: name them); every model elsewhere.
+PROFILE_MODELS: dict[str, tuple[str, ...]] = {"cpu": ("aecnn", "mobilenet_v3_small")}
+
+
+def profile_models(profile: str) -> list[str]:
+    """The models of :data:`PROFILE_MODELS` for ``profile`` (default every model)."""
+    return list(PROFILE_MODELS.get(profile, MODELS))
+
+
 def profile_config(profile: str, *, recipe: bool = True, tuned: bool = True,
                    **overrides: Any) -> RunConfig:
     """The named profile's configuration for ``overrides["model"]`` (default AECNN): the

@@ -53,6 +53,7 @@ from aecnn_utils.training.runs import (
     RunResult,
     autocast,
     code_revision,
+    note_run,
     open_run_dir,
     predict_logits,
     run_lock,
@@ -367,11 +368,11 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
             data = source.adopt(data)  # the source's normalisation (norm.json, best.pt)
         run_dir, finished = open_run_dir(config, data, runs_dir, if_exists)
         if finished is not None:  # the caller's config: the same run, the data where it is now
-            return refresh_metrics(dataclasses.replace(finished, config=config), data)
+            return note_run(refresh_metrics(dataclasses.replace(finished, config=config), data))
         code_revision()  # the code as training starts
         run = _build(config, data, run_dir, source)
         _resume(run)
-        return _finish(run, _fit(run, progress, callbacks))
+        return note_run(_finish(run, _fit(run, progress, callbacks)))
 
 
 def train_config(config: RunConfig, runs_dir: str | Path | None = None,

@@ -2,7 +2,8 @@
 training.
 
 ``published_runs/<profile>/`` of the checkout holds finished run folders (their records,
-:data:`RECORD_FILES`: no ``last.pt``, ``best.pt`` of the small models only) and
+:data:`RECORD_FILES`: no ``last.pt``; ``best.pt`` only of the small models trained on
+SIPaKMeD, :data:`CHECKPOINTED`) and
 ``MANIFEST.json``: the kit version, the datasets the runs were trained on (each one's
 cells, classes, file types and fingerprint: :func:`dataset_inventory`), and every file of every
 run with its sha256. When a grid asks for a run that this machine has not trained, and the
@@ -23,15 +24,17 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from aecnn_utils import __version__
 from aecnn_utils.core.errors import ConfigError
 from aecnn_utils.core.io import atomic_write_text
+from aecnn_utils.core.names import MODEL_NAMES
 from aecnn_utils.data.readers import scan_dataset
 from aecnn_utils.data.sources import project_dir, resolve_data_source
+from aecnn_utils.training.runs import default_runs_dir
 
 #: The manifest's name in a published folder.
 MANIFEST = "MANIFEST.json"
@@ -39,7 +42,8 @@ MANIFEST = "MANIFEST.json"
 #: what commands wrote into the folder later); ``best.pt`` only of :data:`CHECKPOINTED` models.
 RECORD_FILES = ("config.yaml", "metrics.json", "epochs.npz", "history.csv", "splits.csv",
                 "norm.json", "predictions_val.csv", "predictions_test.csv", "best.pt")
-#: The models whose best.pt is published (small); the others' runs are records only.
+#: The models whose best.pt is published (small), for their runs trained on SIPaKMeD (not the
+#: fine-tunes); the others' runs are records only.
 CHECKPOINTED = ("aecnn", "mobilenet_v3_small")
 
 
@@ -55,6 +59,15 @@ def published_runs_dir(profile: str) -> Path | None:
         return None
     folder = (Path(env) if env else project_dir() / "published_runs") / profile
     return folder if (folder / MANIFEST).is_file() else None
+
+
+def output_dir(run_dir: Path) -> Path:
+    """Where a command writes what it makes of a run (``evaluate``, ``export``): the run's own
+    folder, or for a published run its namesake under ``runs/<profile>/``, so that nothing is
+    written into the published folder."""
+    if not (run_dir.parent / MANIFEST).is_file():
+        return run_dir
+    return default_runs_dir() / run_dir.parent.name / run_dir.name
 
 
 def sha256(path: Path) -> str:
@@ -87,21 +100,35 @@ def publish_runs(runs: Path, folder: Path, profile: str, data_root: str | Path |
     import yaml
 
     for run in sorted(p for p in runs.iterdir() if (p / "metrics.json").is_file()):
-        model = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))["model"]
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+        weights = config["model"] in CHECKPOINTED and config["protocol"] == "cross"
         partial = folder / (run.name + ".publishing")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         for name in RECORD_FILES:
-            if (run / name).is_file() and (name != "best.pt" or model in CHECKPOINTED):
+            if (run / name).is_file() and (name != "best.pt" or weights):
                 shutil.copy2(run / name, partial / name)
         shutil.rmtree(folder / run.name, ignore_errors=True)
         partial.rename(folder / run.name)
-    return write_manifest(folder, profile, data_root)
+    return write_manifest(folder, profile, data_root, runs / "notebooks")
 
 
-def write_manifest(folder: Path, profile: str, data_root: str | Path | None) -> Path:
+def _notebook_runs(folder: Path, published: set[str]) -> dict[str, list[str]]:
+    """Notebook -> the published runs it used, from the run logs ``reproduce`` left in
+    ``folder`` (``<notebook>.runs.tsv``, :func:`aecnn_utils.training.runs.note_run`)."""
+    out = {}
+    for log in sorted(folder.glob("*.runs.tsv")):
+        names = {line.split("\t")[0] for line in log.read_text(encoding="utf-8").splitlines()}
+        out[log.name.removesuffix(".runs.tsv")] = sorted(names & published)
+    return out
+
+
+def write_manifest(folder: Path, profile: str, data_root: str | Path | None,
+                   notebooks: Path | None = None) -> Path:
     """Write ``MANIFEST.json`` of a published folder: every run's files with their sha256,
-    the kit version, and the inventory of each dataset the runs used (from ``data_root``)."""
+    the kit version, the inventory of each dataset the runs used (from ``data_root``), and
+    the runs each notebook used (from the run logs in ``notebooks``, else as recorded
+    before)."""
     runs = {}
     used: set[str] = set()
     for run in sorted(p for p in folder.iterdir() if (p / "metrics.json").is_file()):
@@ -116,6 +143,9 @@ def write_manifest(folder: Path, profile: str, data_root: str | Path | None) -> 
     manifest = {"profile": profile, "kit_version": __version__,
                 "data": {name: dataset_inventory(name, source.path(name))
                          for name in sorted(used)},
+                "notebooks": _notebook_runs(notebooks, set(runs)) if notebooks else
+                read_manifest(folder).get("notebooks", {}) if (folder / MANIFEST).is_file()
+                else {},
                 "runs": runs}
     return atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
@@ -201,3 +231,35 @@ def check_reproducible(profile: str, data_root: str | Path | None) -> None:
         f"Train every run on your data with `reproduce --profile {profile} --retrain` (the "
         f"published runs took {took} of training on a 2-core CPU; see --executor), or point "
         f"--data-root at the data that {folder / MANIFEST} describes.")
+
+
+def training_plan(profile: str, notebooks: Sequence[str], runs_dir: Path) -> list[str]:
+    """What each notebook will train before it starts, from the runs it used when the runs
+    were published: a published run whose config and data give another id under this kit
+    (a new kit version, a changed default) is stale and is trained again, for about the time
+    it recorded. One line per notebook (``runs_dir``: where the notebooks look)."""
+    from aecnn_utils.training.config import RunConfig
+
+    folder = published_runs_dir(profile)
+    if folder is None:
+        return [f"{name}: no published runs; it trains what {runs_dir} lacks"
+                for name in notebooks]
+    manifest = read_manifest(folder)
+    lines = []
+    for name in notebooks:
+        used = manifest.get("notebooks", {}).get(name)
+        if used is None:
+            lines.append(f"{name}: its runs are not recorded; it trains what it lacks")
+            continue
+        stale = 0.0, 0
+        for run in used:
+            config = RunConfig.load(folder / run / "config.yaml")
+            fingerprint = manifest["runs"][run]["data_fingerprint"]
+            if config.model in MODEL_NAMES and config.run_id(fingerprint) != run:
+                stale = stale[0] + manifest["runs"][run]["train_seconds"], stale[1] + 1
+        if stale[1]:
+            lines.append(f"{name}: {stale[1]} of {len(used)} runs to train (stale or missing), "
+                         f"about {stale[0] / 3600:.1f} h as they recorded on a 2-core CPU")
+        else:
+            lines.append(f"{name}: {len(used)} runs, all published: nothing to train")
+    return lines

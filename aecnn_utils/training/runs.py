@@ -308,6 +308,22 @@ def code_revision() -> str:
     return f"{described} (source {digest.hexdigest()[:12]})"
 
 
+#: The environment variable naming a file that every run used is noted in (``reproduce`` sets
+#: it per notebook, to tell what each notebook trained and what training it stands on).
+RUN_LOG = "AECNN_RUN_LOG"
+
+
+def note_run(run: RunResult) -> RunResult:
+    """Append ``run`` to the file ``$AECNN_RUN_LOG`` names, if set: its id, whether it was
+    reused and its recorded training seconds (tab-separated). Returns ``run``."""
+    log = os.environ.get(RUN_LOG)
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{run.run_dir.name}\t{int(run.reused)}\t"
+                    f"{float(run.metrics.get('train_seconds', 0.0)):.1f}\n")
+    return run
+
+
 def trained_on(run: RunResult) -> str:
     """Where a run trained, as its metrics recorded it (CUDA with mixed precision noted)."""
     device = str(run.metrics.get("device", "an unrecorded device"))
