@@ -3,13 +3,13 @@ training.
 
 ``published_runs/<profile>/`` of the checkout holds finished run folders (their records,
 :data:`RECORD_FILES`: no ``last.pt``; ``best.pt`` only of the small models trained on
-SIPaKMeD, :data:`CHECKPOINTED`) and
-``MANIFEST.json``: the kit version, the datasets the runs were trained on (each one's
-cells, classes, file types and fingerprint: :func:`dataset_inventory`), and every file of every
-run with its sha256. When a grid asks for a run that this machine has not trained, and the
-published folder holds it, the run is copied into ``runs/<profile>/`` after its checksums are
-checked (:func:`adopt`), and reused like a run trained here. Nothing is ever written into the
-published folder but by :func:`write_manifest`.
+SIPaKMeD, :data:`CHECKPOINTED`) and ``MANIFEST.json``: the kit version, the datasets the runs
+were trained on (each one's cells, classes, file types and fingerprint:
+:func:`dataset_inventory`), the runs each notebook used, and every file of every run with its
+sha256. When a grid asks for a run that this machine has not trained, and the published folder
+holds it, the run is copied into ``runs/<profile>/`` after its checksums are checked
+(:func:`adopt`), and reused like a run trained here. Nothing is written into the published
+folder but by :func:`publish_runs` (the ``publish-runs`` command).
 
 A run is found by its id, which hashes the config, the data fingerprint and the kit version:
 another user's data (the official SIPaKMeD BMP files, the full Herlev release) give other ids,
