@@ -50,7 +50,7 @@ from aecnn_utils.experiments.wording import (
 from aecnn_utils.models import model_defaults
 from aecnn_utils.training.config import MONITORS, RunConfig, profile_config
 from aecnn_utils.training.engine import train_config
-from aecnn_utils.training.prepare import PreparedData, prepare_data
+from aecnn_utils.training.prepare import PreparedData, prepare_data, shared_data
 from aecnn_utils.training.runs import RunResult
 from aecnn_utils.training.workers import Executor, dispatch
 
@@ -166,6 +166,7 @@ def run_grid(grid: Grid, runs_dir: str | Path | None = None, *, progress: bool =
     dispatch([grid.config(arm, candidate, setting, **overrides)
               for setting, arm, candidate in jobs if not arm.reference], runs_dir, executor)
     out: GridRuns = {}
+    shared: dict[str, PreparedData] = {}  # the cells, prepared once per data key
     for setting, arm, candidate in tqdm(jobs, desc="grid", disable=not progress):
         config = grid.config(arm, candidate, setting, **overrides)
         if arm.reference:
@@ -173,8 +174,8 @@ def run_grid(grid: Grid, runs_dir: str | Path | None = None, *, progress: bool =
                                                                progress=epoch_bars)]
             continue
         try:
-            out[setting, arm.name, candidate] = train_config(config, runs_dir,
-                                                             progress=epoch_bars)
+            out[setting, arm.name, candidate] = train_config(
+                config, runs_dir, progress=epoch_bars, data=shared_data(config, shared))
         except TrainingDiverged as exc:
             if len(arm.options()) < 2:
                 raise

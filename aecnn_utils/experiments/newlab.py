@@ -43,7 +43,7 @@ from aecnn_utils.experiments import wording as W
 from aecnn_utils.experiments.morphology import fit_reference
 from aecnn_utils.training.config import MONITORS, RunConfig, profile_config
 from aecnn_utils.training.engine import train_run
-from aecnn_utils.training.prepare import PreparedData, prepare_data
+from aecnn_utils.training.prepare import PreparedData, prepare_data, shared_data
 from aecnn_utils.training.runs import RunResult
 from aecnn_utils.training.scoring import softmax, split_halves
 from aecnn_utils.training.workers import Executor, dispatch
@@ -154,11 +154,13 @@ def run_curve(curve: Curve, runs_dir: str | Path | None = None, *, progress: boo
     dispatch([curve.config(m, k, split, seed, sources[seed].run_dir, **overrides)
               for m, k, seed, split in jobs if m != REFERENCE], runs_dir, executor)
     runs: CurveRuns = {}
+    shared: dict[str, PreparedData] = {}  # the cells, prepared once per data key
     for method, k, seed, split in tqdm(jobs, desc="label-efficiency curve",
                                        disable=not progress):
         config = curve.config(method, k, split, seed, sources[seed].run_dir, **overrides)
         run = (fit_reference(config, runs_dir, progress=False) if method == REFERENCE
-               else train_run(config, runs_dir, progress=False))
+               else train_run(config, runs_dir, progress=False,
+                              data=shared_data(config, shared)))
         per_seed = runs.setdefault((method, k), [[] for _ in curve.seeds])
         per_seed[curve.seeds.index(seed)].append(run)
     return runs, sources

@@ -84,6 +84,16 @@ class PreparedData:
                               f"{', '.join(changed)}); call prepare_data(config) for this one")
 
 
+def shared_data(config: RunConfig, shared: dict[str, PreparedData],
+                progress: bool = False) -> PreparedData:
+    """The data of ``config``, prepared once per :func:`data_key` in ``shared`` (a grid's
+    configs share their cells: a reused run then costs no scan, decode or fit)."""
+    key = repr(data_key(config))
+    if key not in shared:
+        shared[key] = prepare_data(config, progress=progress)
+    return shared[key]
+
+
 def data_fingerprint(splits: Splits) -> str:
     """A cheap fingerprint of the cells: split, dataset, label, file name and size of each.
 

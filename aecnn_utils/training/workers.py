@@ -30,7 +30,7 @@ from aecnn_utils.core.errors import ConfigError, RunBusy, TrainingDiverged
 from aecnn_utils.core.names import EXECUTORS
 from aecnn_utils.training.config import RunConfig
 from aecnn_utils.training.engine import train_run
-from aecnn_utils.training.prepare import PreparedData, data_key, prepare_data
+from aecnn_utils.training.prepare import PreparedData, shared_data
 from aecnn_utils.training.runs import default_runs_dir, run_path
 
 
@@ -144,15 +144,9 @@ def _local(runs: Sequence[RunConfig], runs_dir: str | Path | None, executor: Exe
 def _unfinished(runs: Sequence[RunConfig], runs_dir: str | Path | None) -> list[RunConfig]:
     """The runs without a finished folder. Their data are prepared here, once per data key,
     so that the workers find the decoded images cached and never write the cache at once."""
-    prepared: dict[str, PreparedData] = {}
-    out = []
-    for config in runs:
-        key = repr(data_key(config))
-        if key not in prepared:
-            prepared[key] = prepare_data(config, progress=False)
-        if not (run_path(config, prepared[key], runs_dir) / "metrics.json").is_file():
-            out.append(config)
-    return out
+    shared: dict[str, PreparedData] = {}
+    return [config for config in runs if not (
+        run_path(config, shared_data(config, shared), runs_dir) / "metrics.json").is_file()]
 
 
 def _slurm(runs: Sequence[RunConfig], runs_dir: str | Path | None, executor: Executor) -> None:
