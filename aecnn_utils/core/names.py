@@ -18,3 +18,12 @@ CRIC_LAYOUTS: tuple[str, ...] = ("official", "cropped")
 SETTINGS: tuple[str, ...] = ("cross", "in_domain")
 #: Where a grid's runs train (:mod:`aecnn_utils.training.workers`).
 EXECUTORS: tuple[str, ...] = ("serial", "local", "slurm")
+#: The models a profile's notebooks train when none are named: on ``cpu`` the two that a
+#: 2-core CPU trains in hours and whose runs are published (ResNet-50 and EfficientNet-B3 are
+#: left to a GPU: name them); every model elsewhere.
+PROFILE_MODELS: dict[str, tuple[str, ...]] = {"cpu": ("aecnn", "mobilenet_v3_small")}
+
+
+def profile_models(profile: str) -> list[str]:
+    """The models of :data:`PROFILE_MODELS` for ``profile`` (default every model)."""
+    return list(PROFILE_MODELS.get(profile, MODEL_NAMES))

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from aecnn_utils.core.names import profile_models
 from aecnn_utils.experiments import grid as G
 from aecnn_utils.experiments import paired as P
 from aecnn_utils.experiments import scores as S
-from aecnn_utils.training.config import profile_models
 
 #: AECNN's two layer tables, the default first: the rows compared paired on AUC.
 LAYER_ROWS: tuple[str, str] = ("AECNN (parallel)", "AECNN base (parallel)")

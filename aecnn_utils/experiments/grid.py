@@ -163,10 +163,11 @@ def run_grid(grid: Grid, runs_dir: str | Path | None = None, *, progress: bool =
     or infinite) is warned about and holds no runs: it is never chosen."""
     jobs = [(setting, arm, candidate) for setting in grid.settings for arm in grid.arms
             for candidate in arm.options()]
-    dispatch([grid.config(arm, candidate, setting, **overrides)
-              for setting, arm, candidate in jobs if not arm.reference], runs_dir, executor)
-    out: GridRuns = {}
     shared: dict[str, PreparedData] = {}  # the cells, prepared once per data key
+    dispatch([grid.config(arm, candidate, setting, **overrides)
+              for setting, arm, candidate in jobs if not arm.reference], runs_dir, executor,
+             shared)
+    out: GridRuns = {}
     for setting, arm, candidate in tqdm(jobs, desc="grid", disable=not progress):
         config = grid.config(arm, candidate, setting, **overrides)
         if arm.reference:

@@ -151,10 +151,10 @@ def run_curve(curve: Curve, runs_dir: str | Path | None = None, *, progress: boo
                for s in curve.seeds}
     jobs = [(m, k, seed, split) for m in curve.methods for k in curve.cells if k != 0
             for seed in curve.seeds for split in range(curve.n_splits)]
-    dispatch([curve.config(m, k, split, seed, sources[seed].run_dir, **overrides)
-              for m, k, seed, split in jobs if m != REFERENCE], runs_dir, executor)
-    runs: CurveRuns = {}
     shared: dict[str, PreparedData] = {}  # the cells, prepared once per data key
+    dispatch([curve.config(m, k, split, seed, sources[seed].run_dir, **overrides)
+              for m, k, seed, split in jobs if m != REFERENCE], runs_dir, executor, shared)
+    runs: CurveRuns = {}
     for method, k, seed, split in tqdm(jobs, desc="label-efficiency curve",
                                        disable=not progress):
         config = curve.config(method, k, split, seed, sources[seed].run_dir, **overrides)

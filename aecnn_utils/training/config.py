@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from aecnn_utils import __version__
+from aecnn_utils.core import names
 from aecnn_utils.core.coerce import coerce
 from aecnn_utils.core.errors import ConfigError
 from aecnn_utils.core.io import atomic_write_text
@@ -48,6 +49,8 @@ from aecnn_utils.models import MODELS, check_model_kwargs, model_defaults
 from aecnn_utils.training.losses import LOSS_NAMES, WEIGHT_METHODS
 from aecnn_utils.training.tuned import recipe_values, tuned_values
 
+#: The profile's models (kept in :mod:`aecnn_utils.core.names`), as the notebooks import them.
+PROFILE_MODELS, profile_models = names.PROFILE_MODELS, names.profile_models
 PROTOCOLS: tuple[str, ...] = ("cross", "within", "kfold", "adapt")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
@@ -379,17 +382,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         train=("sipakmed",), val=("herlev",), test=("cric",),
     ),
 }
-
-
-#: The models a profile's notebooks train when none are named: on ``cpu`` the two that a
-#: 2-core CPU trains in hours and whose runs are published (ResNet-50 and EfficientNet-B3 are
-#: left to a GPU: name them); every model elsewhere.
-PROFILE_MODELS: dict[str, tuple[str, ...]] = {"cpu": ("aecnn", "mobilenet_v3_small")}
-
-
-def profile_models(profile: str) -> list[str]:
-    """The models of :data:`PROFILE_MODELS` for ``profile`` (default every model)."""
-    return list(PROFILE_MODELS.get(profile, MODELS))
 
 
 def profile_config(profile: str, *, recipe: bool = True, tuned: bool = True,

@@ -341,15 +341,14 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
         config: the run's configuration (:func:`aecnn_utils.training.config.profile_config`).
         runs_dir: parent of ``<profile>/<run-id>/`` (default ``runs/`` of the checkout).
         data: data prepared by :func:`prepare_data` for this config (re-used across models).
-        if_exists: a finished run is reused (``resume``, default) or replaced (``overwrite``)
-            or refused (``error``); an unfinished one is resumed from ``last.pt`` unless
-            ``overwrite``.
+        if_exists: a finished run is reused (``resume``, default), replaced (``overwrite``) or
+            refused (``error``); an unfinished one resumes from ``last.pt`` unless overwritten.
         progress: show progress bars.
         cache_dir: decoded-image cache (default ``$AECNN_CACHE_DIR`` or the user cache).
         callbacks: called after every finished epoch with a dict of the epoch's state; a
             callback may raise :class:`RunInterrupted` to stop the run (resumable).
-        wait: a run another process is training (its lock, :func:`run_lock`) is waited for
-            and then reused; ``False`` raises :class:`RunBusy` instead (a worker moves on).
+        wait: a run another process trains (:func:`run_lock`) is waited for, then reused;
+            ``False`` raises :class:`RunBusy` instead (a worker moves on).
 
     Raises:
         TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
@@ -357,12 +356,12 @@ def train_run(config: RunConfig, runs_dir: str | Path | None = None, *,
     """
     data = data or prepare_data(config, cache_dir, progress)
     data.check_matches(config)
-    with run_lock(run_path(config, data, runs_dir), wait):  # one process per run folder
+    path = run_path(config, data, runs_dir)
+    with run_lock(path, wait):  # one process per run folder
         if if_exists != "overwrite":  # a published run this machine has not trained
-            adopt(run_path(config, data, runs_dir), config.profile)
+            adopt(path, config.profile)
         source = None
-        reused = if_exists != "overwrite" and (run_path(config, data, runs_dir)
-                                               / "metrics.json").is_file()
+        reused = if_exists != "overwrite" and (path / "metrics.json").is_file()
         if config.init_from and not reused:  # a finished fine-tune needs no source weights
             source = load_source(config)
             data = source.adopt(data)  # the source's normalisation (norm.json, best.pt)

@@ -83,13 +83,16 @@ def seed_runs(config: RunConfig) -> list[RunConfig]:
 
 
 def dispatch(configs: Sequence[RunConfig], runs_dir: str | Path | None = None,
-             executor: Executor | Mapping[str, Any] | str | None = None) -> None:
+             executor: Executor | Mapping[str, Any] | str | None = None,
+             shared: dict[str, PreparedData] | None = None) -> None:
     """Train every unfinished run of ``configs`` where ``executor`` says, and wait for them
-    (``serial``: nothing here; the caller trains them as it reads them)."""
+    (``serial``: nothing here; the caller trains them as it reads them). ``shared``: the
+    caller's prepared cells (:func:`~aecnn_utils.training.prepare.shared_data`), kept for it."""
     executor = Executor.from_value(executor)
     if executor.kind == "serial" or not configs:
         return
-    runs = _unfinished([run for config in configs for run in seed_runs(config)], runs_dir)
+    runs = _unfinished([run for config in configs for run in seed_runs(config)], runs_dir,
+                       {} if shared is None else shared)
     if runs:
         print(f"{len(runs)} runs to train on {executor.kind} workers", flush=True)
         (_local if executor.kind == "local" else _slurm)(runs, runs_dir, executor)
@@ -141,10 +144,10 @@ def _local(runs: Sequence[RunConfig], runs_dir: str | Path | None, executor: Exe
     _wait(jobs)
 
 
-def _unfinished(runs: Sequence[RunConfig], runs_dir: str | Path | None) -> list[RunConfig]:
+def _unfinished(runs: Sequence[RunConfig], runs_dir: str | Path | None,
+                shared: dict[str, PreparedData]) -> list[RunConfig]:
     """The runs without a finished folder. Their data are prepared here, once per data key,
     so that the workers find the decoded images cached and never write the cache at once."""
-    shared: dict[str, PreparedData] = {}
     return [config for config in runs if not (
         run_path(config, shared_data(config, shared), runs_dir) / "metrics.json").is_file()]
 
